@@ -1,0 +1,76 @@
+# User-level VMM on /dev/kvm.  `make` builds everything into build/;
+# `make SAN=address|thread` builds a sanitized variant into build/<san>/.
+CC      ?= gcc
+SAN     ?=
+BUILD   := build$(if $(SAN),/$(SAN))
+CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -pthread -MMD -MP \
+           -D_GNU_SOURCE $(EXTRA_CFLAGS)
+LDFLAGS := -pthread
+LDLIBS  := -lurcu-memb -lurcu-common -lcmocka
+
+ifeq ($(SAN),address)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+CFLAGS  += -fsanitize=thread -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=thread
+else ifneq ($(SAN),)
+$(error SAN must be address or thread)
+endif
+
+# Core objects: everything but the frontend's main and the test programs.
+CORE_SRCS := $(wildcard bus/*.c vmm/*.c devices/*.c) $(filter-out unix/main.c,$(wildcard unix/*.c))
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+STRESS_SRCS := $(wildcard tests/stress/*.c)
+
+VMM := $(BUILD)/vmm
+IRQSTRESS := $(BUILD)/irqstress
+
+.PHONY: all test unit-tests guest-tests tsan-tests clean run bench
+all: $(VMM) $(UNIT_BINS) $(if $(STRESS_SRCS),$(IRQSTRESS)) guests
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(VMM): $(BUILD)/obj/unix/main.o $(CORE_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(IRQSTRESS): $(STRESS_SRCS:%.c=$(BUILD)/obj/%.o) $(CORE_OBJS)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+include tests/guests/guests.mk
+
+# The README's test command.  Unit tests, guest tests in both I/O modes,
+# then the concurrency tests again under ThreadSanitizer.
+test: all
+	$(MAKE) unit-tests
+	$(MAKE) guest-tests
+	$(MAKE) SAN=thread tsan-tests
+
+unit-tests: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+guest-tests: $(VMM) guests
+	tests/guests/run.sh $(VMM) $(GUEST_DIR)
+
+# Concurrency tests only: the bus, the I/O thread and the stress harness.
+TSAN_TESTS := $(filter %/test_bus %/test_iothread %/test_vcpu_kick %/test_timer,$(UNIT_BINS))
+tsan-tests: $(TSAN_TESTS) $(if $(STRESS_SRCS),$(IRQSTRESS))
+	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (TSan)"; \
+		TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" $$t; done
+	$(if $(STRESS_SRCS),tests/stress/run-short.sh $(IRQSTRESS))
+
+run: $(VMM) guests
+	$(VMM) --kernel $(GUEST_DIR)/hello.elf --cmdline "hello from the demo guest"
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
