@@ -71,6 +71,7 @@ struct vcpu {
 	pthread_t thread;
 	pid_t tid;
 	int host_cpu;                 /* pinned core, -1 if not pinned */
+	bool started;
 
 	_Atomic int mode;             /* enum vcpu_mode */
 	_Atomic uint32_t events;      /* VCPU_EV_* plus version */

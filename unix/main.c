@@ -1,0 +1,178 @@
+/*
+ * The Unix frontend: parse options, build the machine from its device
+ * list, load the kernel, run one thread per vCPU, wait for the exit.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "bus/completion.h"
+#include "unix/console.h"
+#include "unix/options.h"
+#include "vmm/cpu_state.h"
+#include "vmm/device.h"
+#include "vmm/kvm.h"
+#include "vmm/log.h"
+#include "vmm/machine.h"
+#include "vmm/multiboot.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+int log_verbose;
+
+enum { EXIT_VMM_ERROR = 1, EXIT_USAGE = 2 };
+
+static const char *const default_devices[] = {
+	"uart:0x3f8,4", "debugexit:0xf4,1", "testdev",
+};
+
+static int create_devices(struct vm *vm, const struct vmm_options *o)
+{
+	if (o->default_devices)
+		for (size_t i = 0; i < sizeof(default_devices) / sizeof(default_devices[0]); i++)
+			if (device_create(vm, default_devices[i]) < 0)
+				return -1;
+	for (unsigned i = 0; i < o->ndevices; i++)
+		if (device_create(vm, o->devices[i]) < 0)
+			return -1;
+	return 0;
+}
+
+/* Split "FILE ARGS" module arguments: the kernel sees ARGS after FILE. */
+static int load_kernel(struct vm *vm, const struct vmm_options *o, struct boot_entry *entry)
+{
+	struct multiboot_module_arg mods[OPT_MAX_MODULES];
+	char paths[OPT_MAX_MODULES][4096];
+	char err[256] = "";
+
+	for (unsigned i = 0; i < o->nmodules; i++) {
+		size_t len = strcspn(o->modules[i], " ");
+
+		snprintf(paths[i], sizeof(paths[i]), "%.*s", (int)len, o->modules[i]);
+		mods[i] = (struct multiboot_module_arg){ .path = paths[i],
+							 .cmdline = o->modules[i] };
+	}
+	if (multiboot_load(&vm->mem, o->kernel, o->cmdline, mods, o->nmodules, entry,
+			   err, sizeof(err)) < 0) {
+		pr_err("%s", err[0] ? err : "cannot load the kernel");
+		return -1;
+	}
+	return 0;
+}
+
+/* Core for vCPU @i: consecutive cores after the one we started on. */
+static int host_cpu_for(const struct vmm_options *o, unsigned i, int start, int ncores)
+{
+	if (!o->pin)
+		return -1;
+	if (o->npin)
+		return o->pin_cpus[i % o->npin];
+	return (start + 1 + (int)i) % ncores;
+}
+
+static int start_vcpus(struct vm *vm, const struct vmm_options *o)
+{
+	int start = sched_getcpu();
+	int ncores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (start < 0)
+		start = 0;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		int err = vcpu_start(vm->vcpu[i], host_cpu_for(o, i, start, ncores));
+
+		if (err) {
+			pr_err("cannot start vCPU %u: %s", i, strerror(-err));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void set_spin_budget(const struct vmm_options *o)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	/* Spinning only helps while the I/O thread has a core of its own. */
+	if (o->spin >= 0)
+		completion_spin_budget = (unsigned)o->spin;
+	else
+		completion_spin_budget = (long)o->cpus + 1 <= cores ? 2000 : 0;
+}
+
+/* SIGINT/SIGTERM/SIGHUP end the VM cleanly from a thread of their own. */
+static void *signal_thread(void *arg)
+{
+	struct vm *vm = arg;
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) == 0) {
+		pr_warn("terminating on signal %d", sig);
+		vm_request_exit(vm, 128 + sig);
+	}
+	return NULL;
+}
+
+static void block_exit_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static int run(struct vm *vm, const struct vmm_options *o)
+{
+	struct boot_entry entry;
+	pthread_t sig_thread;
+	int status;
+
+	if (machine_create(vm, o->cpus, o->mem, o->io) < 0 || create_devices(vm, o) < 0 ||
+	    load_kernel(vm, o, &entry) < 0 ||
+	    cpu_state_protected_flat(vm->vcpu[0], entry.eip, entry.eax, entry.ebx) < 0)
+		return EXIT_VMM_ERROR;
+	block_exit_signals();
+	pthread_create(&sig_thread, NULL, signal_thread, vm);
+	pthread_detach(sig_thread);
+	console_start(vm);
+	if (start_vcpus(vm, o) < 0)
+		vm_request_exit(vm, EXIT_VMM_ERROR);
+	status = vm_wait_exit(vm);
+	machine_stop(vm);
+	console_stop();
+	if (o->stats)
+		machine_print_stats(vm, stderr);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct vmm_options opts;
+	struct vm vm;
+	char err[256] = "";
+	int status;
+
+	switch (options_parse(argc, argv, &opts, err, sizeof(err))) {
+	case OPT_EXIT_OK:
+		return 0;
+	case OPT_ERROR:
+		fprintf(stderr, "%s: %s\nTry '%s --help'.\n", argv[0], err, argv[0]);
+		return EXIT_USAGE;
+	case OPT_RUN:
+		break;
+	}
+	log_verbose = opts.verbose;
+	set_spin_budget(&opts);
+	status = run(&vm, &opts);
+	machine_destroy(&vm);
+	return status;
+}

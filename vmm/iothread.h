@@ -1,0 +1,19 @@
+/*
+ * The I/O thread: one thread that owns every device not safe to call
+ * concurrently.  Senders hand it struct bus_call records through a
+ * wait-free multi-producer queue; synchronous senders wait on a completion
+ * on their own stack.  Sends made from the I/O thread itself run inline.
+ */
+#pragma once
+#include <stdbool.h>
+#include "bus/bus.h"
+
+struct iothread;
+
+struct iothread *iothread_start(void);
+/* Run what is queued, then stop the thread. */
+void iothread_stop(struct iothread *it);
+const struct bus_serializer *iothread_serializer(struct iothread *it);
+bool iothread_is_current(void);
+/* Calls waiting in the queue right now (for drain checks and stats). */
+unsigned long iothread_queue_depth(struct iothread *it);

@@ -1,0 +1,11 @@
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+struct vcpu;
+
+/* Turn the exit in vcpu->run into bus messages; false ends the vCPU loop. */
+bool vcpu_handle_exit(struct vcpu *vcpu);
+/* Accesses nobody answered (reads gave all ones), over all vCPUs. */
+uint64_t vcpu_unhandled_pio(void);
+uint64_t vcpu_unhandled_mmio(void);
