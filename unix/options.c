@@ -61,7 +61,7 @@ void options_usage(FILE *out, const char *prog)
 "\n"
 "Console: the guest's COM1 is the terminal. Ctrl-A x quits, Ctrl-A h helps.\n"
 "Exit status: the guest's debug-exit value v gives (v << 1) | 1; 0 when the\n"
-"guest powers off or Ctrl-A x; 1 on a VMM error; 2 on bad usage; 3 when the\n"
+"guest powers off or Ctrl-A x; 1 on a VMM error; 2 on bad usage; 4 when the\n"
 "guest crashed (triple fault, KVM emulation failure).\n"
 "\n"
 "Devices (--device name:args):\n", prog, VM_MAX_VCPUS);
