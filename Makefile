@@ -58,6 +58,7 @@ unit-tests: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
 guest-tests: $(VMM) guests
+	tests/cli/run.sh $(VMM)
 	tests/guests/run.sh $(VMM) $(GUEST_DIR)
 
 # Concurrency tests only: the bus, the I/O thread and the stress harness.
