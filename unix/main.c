@@ -20,7 +20,6 @@
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
-int log_verbose;
 
 enum { EXIT_VMM_ERROR = 1, EXIT_USAGE = 2 };
 
@@ -40,7 +39,7 @@ static int create_devices(struct vm *vm, const struct vmm_options *o)
 	return 0;
 }
 
-/* Split "FILE ARGS" module arguments: the kernel sees ARGS after FILE. */
+/* Split "FILE ARGS": the loader puts FILE first on the module's command line. */
 static int load_kernel(struct vm *vm, const struct vmm_options *o, struct boot_entry *entry)
 {
 	struct multiboot_module_arg mods[OPT_MAX_MODULES];
@@ -51,8 +50,10 @@ static int load_kernel(struct vm *vm, const struct vmm_options *o, struct boot_e
 		size_t len = strcspn(o->modules[i], " ");
 
 		snprintf(paths[i], sizeof(paths[i]), "%.*s", (int)len, o->modules[i]);
-		mods[i] = (struct multiboot_module_arg){ .path = paths[i],
-							 .cmdline = o->modules[i] };
+		mods[i] = (struct multiboot_module_arg){
+			.path = paths[i],
+			.cmdline = o->modules[i] + len + strspn(o->modules[i] + len, " "),
+		};
 	}
 	if (multiboot_load(&vm->mem, o->kernel, o->cmdline, mods, o->nmodules, entry,
 			   err, sizeof(err)) < 0) {

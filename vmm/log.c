@@ -1,0 +1,3 @@
+#include "vmm/log.h"
+
+int log_verbose;
