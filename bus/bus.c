@@ -303,14 +303,19 @@ bool bus_send_async(struct bus *bus, const void *msg, enum bus_mode mode)
 	return bus_send_posted(bus, msg, mode, NULL);
 }
 
+/* Registration nests, so set-up code may call enter from a registered thread. */
+static __thread unsigned thread_registered;
+
 void bus_thread_enter(void)
 {
-	urcu_memb_register_thread();
+	if (thread_registered++ == 0)
+		urcu_memb_register_thread();
 }
 
 void bus_thread_exit(void)
 {
-	urcu_memb_unregister_thread();
+	if (thread_registered && --thread_registered == 0)
+		urcu_memb_unregister_thread();
 }
 
 bool bus_call_run(struct bus_call *call)

@@ -89,6 +89,6 @@ bool bus_send_rr(struct bus *bus, void *msg, unsigned *cursor);
 
 struct bus_stats *bus_stats(struct bus *bus);
 
-/* Every thread that sends or receives must call these once. */
+/* Every thread that sends or receives calls enter first; calls nest. */
 void bus_thread_enter(void);
 void bus_thread_exit(void);
