@@ -76,6 +76,7 @@ void vm_fini_buses(struct vm *vm)
 	bus_destroy(vm->bus.timer);
 	bus_destroy(vm->bus.console);
 	vm->bus = (struct vm_buses){ 0 };
+	bus_thread_exit();
 }
 
 void vm_request_exit(struct vm *vm, int status)

@@ -1,0 +1,110 @@
+#!/bin/bash
+# Boot every guest test kernel under the VMM, in both I/O modes, and check
+# its verdict.   tests/guests/run.sh VMM GUEST_DIR
+#
+# A case passes when the VMM exits with status 1 (the guest wrote 0 to the
+# debug-exit port: status = (v << 1) | 1) AND the console log holds the
+# guest's "PASS: <name>" line.  The marker matters: status 1 alone is also
+# what the VMM returns on its own errors.  Logs go to build/guest-logs/
+# (or $GUEST_LOG_DIR).  Without /dev/kvm the whole run is skipped, loudly;
+# otherwise no case is ever skipped.
+set -u
+
+# One line per case: name | vCPUs | extra VMM options | guest arguments.
+# The guest is GUEST_DIR/<name>.elf; the VMM hands it "<path> <arguments>"
+# as its multiboot command line, as GRUB does.
+CASES='
+hello | 1 | | hello from run.sh
+pio   | 1 | | rounds=300 seed=7
+'
+MODES="thread lock"
+TIMEOUT=${GUEST_TIMEOUT:-120}
+
+usage() {
+	echo "usage: $0 VMM GUEST_DIR [NAME...]" >&2
+	exit 2
+}
+
+[ $# -ge 2 ] || usage
+vmm=$1
+guest_dir=$2
+shift 2
+only=("$@")
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+log_dir=${GUEST_LOG_DIR:-$repo/build/guest-logs}
+
+if [ ! -e /dev/kvm ]; then
+	echo "################################################################"
+	echo "#  SKIPPED: /dev/kvm missing -- no guest test was run           #"
+	echo "################################################################"
+	exit 0
+fi
+
+trim() {
+	local s=$1
+	s=${s#"${s%%[![:space:]]*}"}
+	echo "${s%"${s##*[![:space:]]}"}"
+}
+
+wanted() {
+	[ ${#only[@]} -eq 0 ] && return 0
+	local n
+	for n in "${only[@]}"; do
+		[ "$n" = "$1" ] && return 0
+	done
+	return 1
+}
+
+# run_case NAME CPUS MODE VMM_OPTS GUEST_ARGS: prints one verdict line.
+run_case() {
+	local name=$1 cpus=$2 mode=$3 opts=$4 args=$5
+	local elf=$guest_dir/$name.elf
+	local log=$log_dir/$name-cpus$cpus-$mode.log
+	local rc why=
+
+	if [ ! -f "$elf" ]; then
+		echo "FAIL $name cpus=$cpus io=$mode: $elf missing (make guests)"
+		return 1
+	fi
+	# shellcheck disable=SC2086  # $opts is a list of options
+	timeout -k 10 "$TIMEOUT" "$vmm" --kernel "$elf" --cmdline "$args" \
+		--cpus "$cpus" --mem 64M --io "$mode" $opts >"$log" 2>&1 </dev/null
+	rc=$?
+	if [ $rc -eq 124 ]; then
+		why="timed out after ${TIMEOUT}s"
+	elif [ $rc -ne 1 ]; then
+		why="VMM exit status $rc, want 1"
+		[ $rc -ge 3 ] && [ $((rc & 1)) -eq 1 ] && why="$why (guest exit code $((rc >> 1)))"
+	elif ! tr -d '\r' <"$log" | grep -qx "PASS: $name"; then
+		why="no 'PASS: $name' line in the log"
+	fi
+	if [ -n "$why" ]; then
+		echo "FAIL $name cpus=$cpus io=$mode: $why; log $log"
+		grep -m1 "^FAIL:" "$log" | sed 's/^/     /'
+		return 1
+	fi
+	echo "PASS $name cpus=$cpus io=$mode; log $log"
+}
+
+mkdir -p "$log_dir" || exit 1
+failed=0
+total=0
+while IFS='|' read -r name cpus opts args; do
+	name=$(trim "$name")
+	[ -z "$name" ] && continue
+	case $name in \#*) continue ;; esac
+	wanted "$name" || continue
+	cpus=$(trim "$cpus")
+	for mode in $MODES; do
+		total=$((total + 1))
+		run_case "$name" "$cpus" "$mode" "$(trim "$opts")" "$(trim "$args")" ||
+			failed=$((failed + 1))
+	done
+done <<<"$CASES"
+
+if [ $total -eq 0 ]; then
+	echo "FAIL: no guest test matched: ${only[*]}"
+	exit 1
+fi
+echo "guest tests: $((total - failed)) of $total passed"
+[ $failed -eq 0 ]
