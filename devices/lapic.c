@@ -32,7 +32,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <linux/kvm.h>
 #include "bus/bus.h"
 #include "bus/call.h"
@@ -1177,7 +1176,6 @@ void lapic_group_dump(const struct lapic_group *g, FILE *out)
 
 struct lapic_vcpu {
 	struct vcpu *vcpu;
-	long tsc_khz;     /* owner thread: 0 until first asked */
 };
 
 static void vcpu_kick(void *ctx, uint32_t events)
@@ -1197,25 +1195,16 @@ static void vcpu_sipi(void *ctx, uint8_t vector)
  */
 static uint64_t vcpu_tsc_to_ns(void *ctx, uint64_t tsc)
 {
-	struct lapic_vcpu *c = ctx;
-	struct vcpu *vcpu = c->vcpu;
-	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8 + 1] = { 0 };
-	struct kvm_msrs *msrs = (struct kvm_msrs *)buf;
+	struct vcpu *vcpu = ((struct lapic_vcpu *)ctx)->vcpu;
 	uint64_t now = vm_clock_ns(vcpu->vm), guest;
 	unsigned __int128 delta;
+	uint32_t khz;
 
 	if (vcpu->fd < 0)
 		return tsc;
-	if (!c->tsc_khz)
-		c->tsc_khz = ioctl(vcpu->fd, KVM_GET_TSC_KHZ);
-	msrs->nmsrs = 1;
-	msrs->entries[0].index = 0x10;   /* IA32_TIME_STAMP_COUNTER */
-	if (c->tsc_khz <= 0 || ioctl(vcpu->fd, KVM_GET_MSRS, msrs) != 1)
+	if (vcpu_guest_tsc(vcpu, &guest, &khz) < 0 || tsc <= guest)
 		return now;
-	guest = msrs->entries[0].data;
-	if (tsc <= guest)
-		return now;
-	delta = (unsigned __int128)(tsc - guest) * 1000000 / (unsigned long)c->tsc_khz;
+	delta = (unsigned __int128)(tsc - guest) * 1000000 / khz;
 	return delta > UINT64_MAX - now ? UINT64_MAX : now + (uint64_t)delta;
 }
 

@@ -102,6 +102,27 @@ void vcpu_set_irq_ops(struct vcpu *vcpu, const struct vcpu_irq_ops *ops, void *c
 	vcpu->irq = ops;
 }
 
+int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entry;
+	} msrs = { .hdr.nmsrs = 1, .entry.index = 0x10 /* IA32_TIME_STAMP_COUNTER */ };
+	int ret;
+
+	if (!vcpu->tsc_khz) {
+		ret = ioctl(vcpu->fd, KVM_GET_TSC_KHZ);
+		if (ret <= 0)
+			return -EINVAL;
+		vcpu->tsc_khz = (uint32_t)ret;
+	}
+	if (ioctl(vcpu->fd, KVM_GET_MSRS, &msrs) != 1)
+		return -EIO;
+	*tsc = msrs.entry.data;
+	*khz = vcpu->tsc_khz;
+	return 0;
+}
+
 /* Take every pending event bit, keeping the version. */
 static uint32_t take_events(struct vcpu *vcpu)
 {

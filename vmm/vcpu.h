@@ -71,6 +71,7 @@ struct vcpu {
 	pthread_t thread;
 	pid_t tid;
 	int host_cpu;                 /* pinned core, -1 if not pinned */
+	uint32_t tsc_khz;             /* cached KVM_GET_TSC_KHZ */
 	bool started;
 
 	_Atomic int mode;             /* enum vcpu_mode */
@@ -100,3 +101,6 @@ void vcpu_post_sipi(struct vcpu *vcpu, uint8_t vector);
 struct vcpu *vcpu_current(void);
 
 void vcpu_set_irq_ops(struct vcpu *vcpu, const struct vcpu_irq_ops *ops, void *ctx);
+
+/* vCPU thread only: the guest's TSC now and its rate; -errno if unknown. */
+int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz);
