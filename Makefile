@@ -6,7 +6,7 @@ BUILD   := build$(if $(SAN),/$(SAN))
 CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -I. -pthread -MMD -MP \
            -D_GNU_SOURCE $(EXTRA_CFLAGS)
 LDFLAGS := -pthread
-LDLIBS  := -lurcu-memb -lurcu-common -lcmocka
+LDLIBS  := -lurcu-memb -lurcu-common -lcmocka -lz -llzma -lzstd -llz4
 
 ifeq ($(SAN),address)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -56,9 +56,11 @@ test: all
 
 unit-tests: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	ACPI_REQUIRE_IASL=1 tests/acpi/run.sh $(BUILD)/tests/test_acpi
 
 guest-tests: $(VMM) guests
 	tests/cli/run.sh $(VMM)
+	ACPI_REQUIRE_IASL=1 ACPI_VMM=$(VMM) ACPI_KERNEL=$(GUEST_DIR)/hello.elf tests/acpi/run.sh
 	tests/guests/run.sh $(VMM) $(GUEST_DIR)
 
 # Concurrency tests only: the bus, the I/O thread and the stress harness.

@@ -11,6 +11,7 @@
 #include "bus/completion.h"
 #include "unix/console.h"
 #include "unix/options.h"
+#include "vmm/acpi.h"
 #include "vmm/cpu_state.h"
 #include "vmm/device.h"
 #include "vmm/kvm.h"
@@ -23,8 +24,14 @@
 
 enum { EXIT_VMM_ERROR = 1, EXIT_USAGE = 2 };
 
+/*
+ * The default PC.  Order matters: the LAPICs need the vCPUs (created with
+ * the machine), and the bios initialises the devices before it.
+ */
 static const char *const default_devices[] = {
+	"pic", "ioapic", "lapic", "pit", "fwcfg",
 	"uart:0x3f8,4", "debugexit:0xf4,1", "testdev",
+	"bios",
 };
 
 static int create_devices(struct vm *vm, const struct vmm_options *o)
@@ -61,6 +68,18 @@ static int load_kernel(struct vm *vm, const struct vmm_options *o, struct boot_e
 		return -1;
 	}
 	return 0;
+}
+
+static int dump_acpi(struct vm *vm, const struct vmm_options *o)
+{
+	int err;
+
+	if (!o->dump_acpi)
+		return 0;
+	err = acpi_dump(&vm->mem, ACPI_RSDP_ADDR, o->dump_acpi);
+	if (err < 0)
+		pr_err("--dump-acpi %s: %s", o->dump_acpi, strerror(-err));
+	return err;
 }
 
 /* Core for vCPU @i: consecutive cores after the one we started on. */
@@ -138,7 +157,7 @@ static int run(struct vm *vm, const struct vmm_options *o)
 	int status;
 
 	if (machine_create(vm, o->cpus, o->mem, o->io) < 0 || create_devices(vm, o) < 0 ||
-	    load_kernel(vm, o, &entry) < 0 ||
+	    dump_acpi(vm, o) < 0 || load_kernel(vm, o, &entry) < 0 ||
 	    cpu_state_protected_flat(vm->vcpu[0], entry.eip, entry.eax, entry.ebx) < 0)
 		return EXIT_VMM_ERROR;
 	block_exit_signals();

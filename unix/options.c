@@ -8,7 +8,7 @@
 
 enum {
 	OPT_KERNEL = 256, OPT_CMDLINE, OPT_MODULE, OPT_CPUS, OPT_MEM, OPT_IO, OPT_PIN,
-	OPT_STATS, OPT_DEVICE, OPT_NODEFAULTS, OPT_SPIN, OPT_HELP, OPT_VERSION,
+	OPT_STATS, OPT_DUMP_ACPI, OPT_DEVICE, OPT_NODEFAULTS, OPT_SPIN, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option long_options[] = {
@@ -22,6 +22,7 @@ static const struct option long_options[] = {
 	{ "io", required_argument, NULL, OPT_IO },
 	{ "pin", required_argument, NULL, OPT_PIN },
 	{ "stats", no_argument, NULL, OPT_STATS },
+	{ "dump-acpi", required_argument, NULL, OPT_DUMP_ACPI },
 	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "no-defaults", no_argument, NULL, OPT_NODEFAULTS },
 	{ "spin", required_argument, NULL, OPT_SPIN },
@@ -56,6 +57,7 @@ void options_usage(FILE *out, const char *prog)
 "  --device SPEC      add a device, SPEC is name[:args]; repeatable\n"
 "  --no-defaults      do not add the default devices\n"
 "  --stats            print per-bus and per-vCPU counters at exit\n"
+"  --dump-acpi DIR    write the ACPI tables to DIR/*.dat (for iasl -d)\n"
 "  -v, --verbose      log what the VMM does (thread placement, devices)\n"
 "  --help, --version\n"
 "\n"
@@ -184,6 +186,7 @@ enum opt_result options_parse(int argc, char **argv, struct vmm_options *o,
 				goto bad_value;
 			break;
 		case OPT_STATS: o->stats = true; break;
+		case OPT_DUMP_ACPI: o->dump_acpi = arg; break;
 		case OPT_DEVICE:
 			if (o->ndevices == OPT_MAX_DEVICES)
 				goto too_many;

@@ -25,6 +25,7 @@ struct vmm_options {
 	int pin_cpus[VM_MAX_VCPUS];              /* explicit cores, or -1 */
 	unsigned npin;
 	bool stats;
+	const char *dump_acpi;                   /* write the ACPI tables here */
 	bool default_devices;
 	const char *devices[OPT_MAX_DEVICES];
 	unsigned ndevices;
