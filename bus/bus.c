@@ -17,6 +17,7 @@ struct receiver {
 };
 
 struct bus_table {
+	struct rcu_head rcu;           /* first: rcu_free_later() frees from it */
 	unsigned count;
 	struct receiver r[];
 };
@@ -60,7 +61,7 @@ void bus_destroy(struct bus *bus)
 {
 	if (!bus)
 		return;
-	rcu_free_after_grace(atomic_load(&bus->table));
+	rcu_free_later(&atomic_load(&bus->table)->rcu);
 	pthread_mutex_destroy(&bus->update_lock);
 	free(bus);
 }
@@ -83,7 +84,7 @@ static void table_publish(struct bus *bus, struct bus_table *t)
 {
 	struct bus_table *old = atomic_exchange_explicit(&bus->table, t, memory_order_acq_rel);
 
-	rcu_free_after_grace(old);
+	rcu_free_later(&old->rcu);
 }
 
 int bus_attach(struct bus *bus, bus_receive_fn fn, bus_claim_fn claim, void *dev)
@@ -173,8 +174,8 @@ static bool is_claimed(const struct receiver *r, const void *msg)
  * round-robin walk found its receiver; *skipped counts receivers left for
  * the other kind of walk.
  */
-static bool walk(struct bus *bus, void *msg, int mode, unsigned *cursor,
-		 bool claimed_pass, bool *stopped, unsigned *skipped)
+static bool walk(struct bus *bus, void *msg, const void *as_sent, int mode,
+		 unsigned *cursor, bool claimed_pass, bool *stopped, unsigned *skipped)
 {
 	struct bus_table *t;
 	bool handled = false;
@@ -190,7 +191,7 @@ static bool walk(struct bus *bus, void *msg, int mode, unsigned *cursor,
 		unsigned idx = walk_index(mode, t->count, start, i);
 		const struct receiver *r = &t->r[idx];
 
-		if (is_claimed(r, msg) != claimed_pass) {
+		if (is_claimed(r, as_sent) != claimed_pass) {
 			(*skipped)++;
 			continue;
 		}
@@ -213,17 +214,20 @@ static bool dispatch_unclaimed(struct bus_call *call)
 {
 	bool stopped;
 	unsigned skipped;
-	bool handled = walk(call->target, call->msg, call->mode, call->cursor,
-			    false, &stopped, &skipped);
+	bool handled = walk(call->target, call->msg, call->as_sent, call->mode,
+			    call->cursor, false, &stopped, &skipped);
 
+	/* The claimed receivers that ran on the sender count too. */
+	handled = handled || call->claimed_handled;
 	if (!handled)
 		bus_stats_add(&call->stats->unhandled);
 	return handled;
 }
 
 /* Hand the unclaimed receivers to the serializer, or run them here. */
-static bool send_unclaimed(struct bus *bus, void *msg, int mode, unsigned *cursor,
-			   bool sync, struct bus_completion *posted)
+static bool send_unclaimed(struct bus *bus, void *msg, const void *as_sent, int mode,
+			   unsigned *cursor, bool sync, bool claimed_handled,
+			   struct bus_completion *posted)
 {
 	const struct bus_serializer *ser =
 		atomic_load_explicit(&bus->serializer, memory_order_acquire);
@@ -231,8 +235,10 @@ static bool send_unclaimed(struct bus *bus, void *msg, int mode, unsigned *curso
 	struct bus_call stack_call, *call = &stack_call;
 
 	if (!ser) {
-		struct bus_call inline_call = { .target = bus, .msg = msg, .mode = mode,
-						.cursor = cursor, .stats = &bus->stats };
+		struct bus_call inline_call = { .target = bus, .msg = msg, .as_sent = as_sent,
+						.mode = mode, .cursor = cursor,
+						.claimed_handled = claimed_handled,
+						.stats = &bus->stats };
 		bool handled = dispatch_unclaimed(&inline_call);
 
 		if (posted)
@@ -240,18 +246,27 @@ static bool send_unclaimed(struct bus *bus, void *msg, int mode, unsigned *curso
 		return handled;
 	}
 	if (!sync) {
-		call = malloc(sizeof(*call) + bus->msg_size);
-		if (!call)
+		call = malloc(sizeof(*call) + 2 * bus->msg_size);
+		if (!call) {
+			if (posted)
+				completion_signal(posted, claimed_handled);
 			return false;
-		memcpy(call->copy, msg, bus->msg_size);
-		msg = call->copy;
+		}
 	}
 	*call = (struct bus_call){
 		.dispatch = dispatch_unclaimed, .target = bus, .msg = msg,
-		.mode = mode, .cursor = cursor, .vcpu = bus_current_vcpu,
-		.sync = sync, .stats = &bus->stats,
+		.as_sent = as_sent, .mode = mode, .cursor = cursor,
+		.vcpu = bus_current_vcpu, .sync = sync,
+		.claimed_handled = claimed_handled, .stats = &bus->stats,
 		.done = sync ? &done : posted,
 	};
+	if (!sync) {
+		/* After the assignment: it may write padding over copy[]. */
+		memcpy(call->copy, msg, bus->msg_size);
+		memcpy(call->copy + bus->msg_size, as_sent, bus->msg_size);
+		call->msg = call->copy;
+		call->as_sent = call->copy + bus->msg_size;
+	}
 	if (sync)
 		completion_init(&done);
 	return ser->submit(ser->ctx, call);
@@ -263,9 +278,11 @@ static bool send(struct bus *bus, void *msg, int mode, unsigned *cursor, bool sy
 	bool stopped;
 	unsigned unclaimed;
 	bool handled;
+	unsigned char as_sent[bus->msg_size];   /* claims decide on this */
 
+	memcpy(as_sent, msg, bus->msg_size);
 	bus_stats_add(&bus->stats.sent);
-	handled = walk(bus, msg, mode, cursor, true, &stopped, &unclaimed);
+	handled = walk(bus, msg, as_sent, mode, cursor, true, &stopped, &unclaimed);
 	if (handled)
 		bus_stats_add(&bus->stats.claimed);
 	if (stopped || !unclaimed) {
@@ -275,7 +292,7 @@ static bool send(struct bus *bus, void *msg, int mode, unsigned *cursor, bool sy
 			completion_signal(posted, handled);
 		return handled;
 	}
-	return send_unclaimed(bus, msg, mode, cursor, sync, posted) || handled;
+	return send_unclaimed(bus, msg, as_sent, mode, cursor, sync, handled, posted) || handled;
 }
 
 bool bus_send(struct bus *bus, void *msg, enum bus_mode mode)

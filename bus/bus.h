@@ -5,6 +5,10 @@
  * plus an opaque device pointer); a send walks the receivers in the
  * requested order and reports whether anybody handled the message.
  *
+ * Claimed receivers run first (in send order among themselves), then the
+ * serialized ones: a bus that mixes both for one message must not depend
+ * on their relative order.
+ *
  * Two hooks decide on which thread a receiver runs:
  *  - a receiver's claim hook says "this message is mine and I am safe to call
  *    from any thread": it then runs on the sending thread, bypassing the

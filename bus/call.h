@@ -15,11 +15,13 @@ struct bus_call {
 	bool (*dispatch)(struct bus_call *call);
 	void *target;                    /* the bus or range bus */
 	void *msg;                       /* the caller's message, or the copy below */
+	const void *as_sent;             /* the message before any receiver wrote to it */
 	int mode;                        /* enum bus_mode for plain buses */
 	unsigned *cursor;                /* round robin cursor, or NULL */
 	uint64_t addr;                   /* range buses: the address */
 	int vcpu;                        /* sending vCPU, -1 for other threads */
 	bool sync;                       /* the caller waits on @done */
+	bool claimed_handled;            /* a claimed receiver handled it already */
 	uint64_t submitted_ns;
 	struct bus_stats *stats;
 	struct bus_completion *done;     /* synchronous calls only */

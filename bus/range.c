@@ -19,6 +19,7 @@ struct range {
 };
 
 struct range_table {
+	struct rcu_head rcu;    /* first: rcu_free_later() frees from it */
 	unsigned count;
 	struct range r[];
 };
@@ -53,7 +54,7 @@ void range_bus_destroy(struct range_bus *rb)
 {
 	if (!rb)
 		return;
-	rcu_free_after_grace(atomic_load(&rb->table));
+	rcu_free_later(&atomic_load(&rb->table)->rcu);
 	pthread_mutex_destroy(&rb->update_lock);
 	free(rb);
 }
@@ -124,7 +125,7 @@ static void table_insert(struct range_table *t, const struct range *r)
 
 static void table_publish(struct range_bus *rb, struct range_table *t)
 {
-	rcu_free_after_grace(atomic_exchange_explicit(&rb->table, t, memory_order_acq_rel));
+	rcu_free_later(&atomic_exchange_explicit(&rb->table, t, memory_order_acq_rel)->rcu);
 }
 
 static int find_base(const struct range_table *t, uint64_t base)
@@ -300,7 +301,11 @@ bool range_bus_send(struct range_bus *rb, uint64_t addr, void *msg)
 	return send(rb, addr, msg, true);
 }
 
+/* Receivers write into the message: an asynchronous sender keeps its own. */
 bool range_bus_send_async(struct range_bus *rb, uint64_t addr, const void *msg)
 {
-	return send(rb, addr, (void *)msg, false);
+	unsigned char copy[rb->msg_size];
+
+	memcpy(copy, msg, rb->msg_size);
+	return send(rb, addr, copy, false);
 }

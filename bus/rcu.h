@@ -8,6 +8,7 @@
  * rcu_assign_pointer/rcu_dereference do on x86 anyway.
  */
 #pragma once
+#include <stdlib.h>
 #include <urcu/urcu-memb.h>
 
 #if defined(__SANITIZE_THREAD__)
@@ -20,12 +21,22 @@ void __tsan_release(void *addr);
 #define rcu_tsan_acquire(p) ((void)(p))
 #endif
 
-/* Wait for every reader of @old to finish, then free it. */
-static inline void rcu_free_after_grace(void *old)
+static inline void rcu_free_cb(struct rcu_head *head)
 {
-	if (!old)
+	rcu_tsan_acquire(head);
+	free(head);
+}
+
+/*
+ * Free a table (which starts with its struct rcu_head) once every reader
+ * that may still see it is done.  This never waits: updates come from
+ * device callbacks too (a config write moving a BAR), inside a read-side
+ * section, where synchronize_rcu() would wait for itself.
+ */
+static inline void rcu_free_later(struct rcu_head *head)
+{
+	if (!head)
 		return;
-	urcu_memb_synchronize_rcu();
-	rcu_tsan_acquire(old);
-	free(old);
+	rcu_tsan_release(head);   /* the updater's writes, for the freeing thread */
+	urcu_memb_call_rcu(head, rcu_free_cb);
 }

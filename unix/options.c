@@ -9,6 +9,7 @@
 enum {
 	OPT_KERNEL = 256, OPT_CMDLINE, OPT_MODULE, OPT_CPUS, OPT_MEM, OPT_IO, OPT_PIN,
 	OPT_STATS, OPT_DUMP_ACPI, OPT_DEVICE, OPT_NODEFAULTS, OPT_SPIN, OPT_HELP, OPT_VERSION,
+	OPT_QMP, OPT_QMP_WAIT,
 };
 
 static const struct option long_options[] = {
@@ -26,6 +27,8 @@ static const struct option long_options[] = {
 	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "no-defaults", no_argument, NULL, OPT_NODEFAULTS },
 	{ "spin", required_argument, NULL, OPT_SPIN },
+	{ "qmp", required_argument, NULL, OPT_QMP },
+	{ "qmp-wait", no_argument, NULL, OPT_QMP_WAIT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -57,6 +60,8 @@ void options_usage(FILE *out, const char *prog)
 "  --device SPEC      add a device, SPEC is name[:args]; repeatable\n"
 "  --no-defaults      do not add the default devices\n"
 "  --stats            print per-bus and per-vCPU counters at exit\n"
+"  --qmp unix:PATH    QMP control socket at PATH (mode 0600; see doc/qmp.md)\n"
+"  --qmp-wait         start paused until a QMP client sends 'cont'\n"
 "  --dump-acpi DIR    write the ACPI tables to DIR/*.dat (for iasl -d)\n"
 "  -v, --verbose      log what the VMM does (thread placement, devices)\n"
 "  --help, --version\n"
@@ -77,7 +82,7 @@ static int parse_uint(const char *s, unsigned long min, unsigned long max, unsig
 	unsigned long v;
 
 	errno = 0;
-	v = strtoul(s, &end, 0);
+	v = strtoul(s, &end, 10);
 	if (errno || end == s || *end || *s == '-' || v < min || v > max)
 		return -1;
 	*out = v;
@@ -146,7 +151,7 @@ enum opt_result options_parse(int argc, char **argv, struct vmm_options *o,
 
 	defaults(o);
 	qemu_aliases(argc, argv);
-	optind = 1;
+	optind = 0;     /* 0, not 1: also forgets a half-read -abc cluster */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":v", long_options, &idx)) != -1) {
 		const char *arg = optarg;
@@ -202,6 +207,12 @@ enum opt_result options_parse(int argc, char **argv, struct vmm_options *o,
 				goto bad_value;
 			o->spin = (int)v;
 			break;
+		case OPT_QMP:
+			if (strncmp(arg, "unix:", 5) || !arg[5])
+				goto bad_value;
+			o->qmp = arg;
+			break;
+		case OPT_QMP_WAIT: o->qmp_wait = true; break;
 		case 'v': o->verbose++; break;
 		case OPT_HELP:
 			options_usage(stdout, argv[0]);
@@ -230,6 +241,10 @@ too_many:
 	}
 	if (!o->kernel) {
 		snprintf(err, errlen, "no kernel given (--kernel FILE)");
+		return OPT_ERROR;
+	}
+	if (o->qmp_wait && !o->qmp) {
+		snprintf(err, errlen, "--qmp-wait needs --qmp (nobody could say 'cont')");
 		return OPT_ERROR;
 	}
 	return OPT_RUN;
