@@ -11,14 +11,24 @@
 static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread unsigned depth;
 static _Atomic uint64_t wait_ns;
+static __thread uint64_t thread_wait_ns;
+
+uint64_t global_lock_thread_wait_ns(void)
+{
+	return thread_wait_ns;
+}
 
 void global_lock_acquire(void)
 {
 	if (depth++ == 0) {
 		uint64_t t0 = clock_ns();
 
+		uint64_t waited;
+
 		pthread_mutex_lock(&global_lock);
-		atomic_fetch_add_explicit(&wait_ns, clock_ns() - t0, memory_order_relaxed);
+		waited = clock_ns() - t0;
+		thread_wait_ns += waited;
+		atomic_fetch_add_explicit(&wait_ns, waited, memory_order_relaxed);
 	}
 }
 

@@ -14,5 +14,7 @@ const struct bus_serializer *global_lock_serializer(void);
 void global_lock_acquire(void);
 void global_lock_release(void);
 bool global_lock_held(void);
+/* Nanoseconds the calling thread has waited for the lock. */
+uint64_t global_lock_thread_wait_ns(void);
 /* Total nanoseconds threads spent waiting for the lock. */
 uint64_t global_lock_wait_ns(void);

@@ -39,6 +39,12 @@ struct iothread {
 };
 
 static __thread bool on_iothread;
+static __thread uint64_t thread_wait_ns;
+
+uint64_t iothread_thread_wait_ns(void)
+{
+	return thread_wait_ns;
+}
 
 bool iothread_is_current(void)
 {
@@ -77,7 +83,30 @@ static bool submit(void *ctx, struct bus_call *call)
 	cds_wfcq_enqueue(&it->head, &it->tail, &call->node);
 	atomic_thread_fence(memory_order_seq_cst);
 	wake(it);
-	return sync ? completion_wait(done) : true;
+	if (!sync)
+		return true;
+	uint64_t t0 = clock_ns();
+	bool handled = completion_wait(done);
+
+	thread_wait_ns += clock_ns() - t0;
+	return handled;
+}
+
+static bool barrier_dispatch(struct bus_call *call)
+{
+	(void)call;
+	return true;
+}
+
+void iothread_barrier(struct iothread *it)
+{
+	static struct bus_stats barrier_stats;
+	struct bus_completion done;
+	struct bus_call call = { .dispatch = barrier_dispatch, .sync = true,
+				 .vcpu = -1, .stats = &barrier_stats, .done = &done };
+
+	completion_init(&done);
+	submit(it, &call);
 }
 
 static void run_batch(struct iothread *it, struct __cds_wfcq_head *head,

@@ -6,6 +6,7 @@
  */
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 #include "bus/bus.h"
 
 struct iothread;
@@ -15,5 +16,9 @@ struct iothread *iothread_start(void);
 void iothread_stop(struct iothread *it);
 const struct bus_serializer *iothread_serializer(struct iothread *it);
 bool iothread_is_current(void);
+/* Return once every call queued before it has run. */
+void iothread_barrier(struct iothread *it);
+/* Nanoseconds the calling thread has waited for the I/O thread. */
+uint64_t iothread_thread_wait_ns(void);
 /* Calls waiting in the queue right now (for drain checks and stats). */
 unsigned long iothread_queue_depth(struct iothread *it);

@@ -70,17 +70,23 @@ static const char *const exit_names[] = {
 	[KVM_EXIT_X86_RDMSR] = "rdmsr", [KVM_EXIT_X86_WRMSR] = "wrmsr",
 };
 
-static void print_vcpu_stats(const struct vcpu *v, FILE *out)
+static void print_vcpu_stats(struct vcpu *v, FILE *out)
 {
+	uint64_t ns[VCPU_TIME_COUNT];
+
 	fprintf(out, "  vCPU %-3u host CPU %-3d %10llu exits:", v->id, v->host_cpu,
 		(unsigned long long)v->exits);
 	for (unsigned r = 0; r < 64; r++) {
 		const char *name = r < sizeof(exit_names) / sizeof(exit_names[0]) ? exit_names[r] : NULL;
+		uint64_t n = atomic_load(&v->runstate.exits_by_reason[r]);
 
-		if (v->exits_by_reason[r])
-			fprintf(out, " %s=%llu", name ? name : "other",
-				(unsigned long long)v->exits_by_reason[r]);
+		if (n)
+			fprintf(out, " %s=%llu", name ? name : "other", (unsigned long long)n);
 	}
+	vcpu_runstate_read(v, ns);
+	fprintf(out, "\n           time (ms):");
+	for (unsigned i = 0; i < VCPU_TIME_COUNT; i++)
+		fprintf(out, " %s=%.1f", vcpu_time_names[i], ns[i] / 1e6);
 	fputc('\n', out);
 }
 

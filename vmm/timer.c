@@ -25,14 +25,47 @@ struct timer_service {
 	uint64_t *deadline;       /* VM time, TIMER_IDLE when not armed */
 	unsigned count, capacity;
 	bool stopping;
+	bool paused;
 	_Atomic uint64_t offset;  /* host monotonic minus VM time (paused time) */
+	_Atomic uint64_t frozen;  /* VM time while paused, else 0 */
 };
 
 uint64_t vm_clock_ns(struct vm *vm)
 {
-	if (!vm->timers)
+	struct timer_service *ts = vm->timers;
+	uint64_t frozen;
+
+	if (!ts)
 		return clock_ns();
-	return clock_ns() - atomic_load_explicit(&vm->timers->offset, memory_order_acquire);
+	frozen = atomic_load_explicit(&ts->frozen, memory_order_acquire);
+	if (frozen)
+		return frozen;
+	return clock_ns() - atomic_load_explicit(&ts->offset, memory_order_acquire);
+}
+
+void timer_service_pause(struct timer_service *ts)
+{
+	pthread_mutex_lock(&ts->lock);
+	if (!ts->paused) {
+		ts->paused = true;
+		atomic_store_explicit(&ts->frozen, vm_clock_ns(ts->vm) | 1, memory_order_release);
+	}
+	pthread_mutex_unlock(&ts->lock);
+}
+
+/* The time spent paused goes into the offset: VM time resumes where it stopped. */
+void timer_service_resume(struct timer_service *ts)
+{
+	pthread_mutex_lock(&ts->lock);
+	if (ts->paused) {
+		uint64_t frozen = atomic_load(&ts->frozen);
+
+		atomic_store_explicit(&ts->offset, clock_ns() - frozen, memory_order_release);
+		atomic_store_explicit(&ts->frozen, 0, memory_order_release);
+		ts->paused = false;
+		pthread_cond_signal(&ts->cond);
+	}
+	pthread_mutex_unlock(&ts->lock);
 }
 
 unsigned timer_alloc(struct vm *vm)
@@ -90,7 +123,8 @@ static unsigned earliest(const struct timer_service *ts)
 
 static struct timespec host_time(const struct timer_service *ts, uint64_t vm_ns)
 {
-	uint64_t host = vm_ns + atomic_load(&ts->offset);
+	uint64_t offset = atomic_load(&ts->offset);
+	uint64_t host = vm_ns > UINT64_MAX - offset ? UINT64_MAX / 2 : vm_ns + offset;
 
 	return (struct timespec){ .tv_sec = (time_t)(host / 1000000000u),
 				  .tv_nsec = (long)(host % 1000000000u) };
@@ -107,7 +141,7 @@ static void *timer_main(void *arg)
 		unsigned id = earliest(ts);
 		uint64_t now = vm_clock_ns(ts->vm);
 
-		if (!ts->count || ts->deadline[id] == TIMER_IDLE) {
+		if (ts->paused || !ts->count || ts->deadline[id] == TIMER_IDLE) {
 			pthread_cond_wait(&ts->cond, &ts->lock);
 		} else if (ts->deadline[id] > now) {
 			struct timespec until = host_time(ts, ts->deadline[id]);

@@ -18,6 +18,9 @@ struct timer_service *timer_service_start(struct vm *vm);
 void timer_service_stop(struct timer_service *ts);
 
 uint64_t vm_clock_ns(struct vm *vm);
+/* Stop and restart the VM clock: no timer fires while it is stopped. */
+void timer_service_pause(struct timer_service *ts);
+void timer_service_resume(struct timer_service *ts);
 
 /* A timer id for the caller; receivers match struct msg_timer.timer. */
 unsigned timer_alloc(struct vm *vm);

@@ -25,6 +25,8 @@
 #include "bus/call.h"
 #include "bus/message.h"
 #include "vmm/cpu_state.h"
+#include "vmm/global_lock.h"
+#include "vmm/iothread.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
@@ -138,15 +140,86 @@ static int irq_pending(struct vcpu *vcpu)
 	return vcpu->irq ? vcpu->irq->pending(vcpu->irq_ctx) : -1;
 }
 
-/* Sleep until some event is posted after @seen was read. */
-static void wait_events(struct vcpu *vcpu, uint32_t seen)
-{
-	futex_wait(&vcpu->events, seen);
-}
-
 static void set_state(struct vcpu *vcpu, enum vcpu_state state)
 {
 	atomic_store(&vcpu->state, state);
+}
+
+const char *const vcpu_time_names[VCPU_TIME_COUNT] = {
+	[VCPU_TIME_GUEST] = "guest", [VCPU_TIME_BLOCKED] = "blocked",
+	[VCPU_TIME_INLINE] = "host-inline", [VCPU_TIME_IOTHREAD] = "host-iothread",
+	[VCPU_TIME_LOCK] = "host-lock", [VCPU_TIME_PAUSED] = "paused",
+};
+
+/* Charge the time since the last call to @what. */
+static void account(struct vcpu *vcpu, enum vcpu_time what)
+{
+	uint64_t now = clock_ns();
+
+	atomic_fetch_add_explicit(&vcpu->runstate.ns[what], now - vcpu->runstate_since,
+				  memory_order_relaxed);
+	vcpu->runstate_since = now;
+}
+
+/* Exit service time, split by what the vCPU thread waited for. */
+static void account_service(struct vcpu *vcpu, uint64_t io_before, uint64_t lock_before)
+{
+	uint64_t io = iothread_thread_wait_ns() - io_before;
+	uint64_t lock = global_lock_thread_wait_ns() - lock_before;
+
+	atomic_fetch_add_explicit(&vcpu->runstate.ns[VCPU_TIME_IOTHREAD], io, memory_order_relaxed);
+	atomic_fetch_add_explicit(&vcpu->runstate.ns[VCPU_TIME_LOCK], lock, memory_order_relaxed);
+	vcpu->runstate_since += io + lock;
+	account(vcpu, VCPU_TIME_INLINE);
+}
+
+/* Sleep until some event is posted after @seen was read. */
+static void wait_events(struct vcpu *vcpu, uint32_t seen)
+{
+	account(vcpu, VCPU_TIME_INLINE);
+	futex_wait(&vcpu->events, seen);
+	account(vcpu, VCPU_TIME_BLOCKED);
+}
+
+void vcpu_runstate_read(struct vcpu *vcpu, uint64_t ns[VCPU_TIME_COUNT])
+{
+	for (unsigned i = 0; i < VCPU_TIME_COUNT; i++)
+		ns[i] = atomic_load_explicit(&vcpu->runstate.ns[i], memory_order_relaxed);
+}
+
+/*
+ * Finish an in-flight port or MMIO access: KVM completes the instruction on
+ * the next KVM_RUN and, with immediate_exit set, returns before running on.
+ */
+static void complete_pending_io(struct vcpu *vcpu)
+{
+	if (atomic_load(&vcpu->state) != VCPU_COMPLETING)
+		return;
+	vcpu->run->immediate_exit = 1;
+	if (ioctl(vcpu->fd, KVM_RUN, 0) == 0 || errno != EINTR)
+		pr_warn("vCPU %u: completing I/O before a pause did not stop at once", vcpu->id);
+	vcpu->run->immediate_exit = 0;
+	set_state(vcpu, VCPU_RUNNING);
+}
+
+/* Stay here while the VM is paused (vmm/pause.c waits for us to arrive). */
+static void pause_point(struct vcpu *vcpu)
+{
+	struct vm_pause *p = &vcpu->vm->pause;
+
+	complete_pending_io(vcpu);
+	account(vcpu, VCPU_TIME_INLINE);
+	atomic_fetch_add(&p->quiet, 1);
+	futex_wake_all(&p->quiet);
+	for (;;) {
+		uint32_t gen = atomic_load(&p->resume_gen);
+
+		if (!atomic_load(&p->requested) || atomic_load(&vcpu->vm->exiting))
+			break;
+		futex_wait(&p->resume_gen, gen);
+	}
+	atomic_fetch_sub(&p->quiet, 1);
+	account(vcpu, VCPU_TIME_PAUSED);
 }
 
 static void start_at_sipi(struct vcpu *vcpu)
@@ -169,6 +242,11 @@ static bool handle_events(struct vcpu *vcpu, uint32_t ev, bool *init_seen)
 
 	if ((ev & VCPU_EV_EXIT) || atomic_load(&vcpu->vm->exiting))
 		return true;
+	if ((ev & VCPU_EV_STOP) && atomic_load(&vcpu->vm->pause.requested)) {
+		pause_point(vcpu);
+		if (atomic_load(&vcpu->vm->exiting))
+			return true;
+	}
 	if (ev & VCPU_EV_INIT) {
 		if (vcpu->irq && vcpu->irq->reset)
 			vcpu->irq->reset(vcpu->irq_ctx);
@@ -229,9 +307,11 @@ static bool run_guest(struct vcpu *vcpu)
 		atomic_store(&vcpu->mode, VCPU_OUTSIDE_GUEST);
 		return true;
 	}
+	account(vcpu, VCPU_TIME_INLINE);
 	ret = ioctl(vcpu->fd, KVM_RUN, 0);
 	atomic_store(&vcpu->mode, VCPU_OUTSIDE_GUEST);
 	run->immediate_exit = 0;
+	account(vcpu, VCPU_TIME_GUEST);
 	if (ret < 0) {
 		if (errno == EINTR || errno == EAGAIN)
 			return true;
@@ -240,9 +320,14 @@ static bool run_guest(struct vcpu *vcpu)
 		return false;
 	}
 	vcpu->exits++;
-	vcpu->exits_by_reason[run->exit_reason < 64 ? run->exit_reason : 63]++;
+	atomic_fetch_add_explicit(&vcpu->runstate.exits_by_reason[run->exit_reason < 64 ?
+				  run->exit_reason : 63], 1, memory_order_relaxed);
 	set_state(vcpu, VCPU_SERVICE);
-	return vcpu_handle_exit(vcpu);
+	uint64_t io_before = iothread_thread_wait_ns(), lock_before = global_lock_thread_wait_ns();
+	bool go_on = vcpu_handle_exit(vcpu);
+
+	account_service(vcpu, io_before, lock_before);
+	return go_on;
 }
 
 /* A halted vCPU resumes on an interrupt it can take, or on an NMI. */
@@ -306,8 +391,12 @@ static void *vcpu_thread(void *arg)
 	pin_thread(vcpu);
 	pr_info("vCPU %u: thread %d on host CPU %d%s", vcpu->id, vcpu->tid, vcpu->host_cpu,
 		vcpu->host_cpu < 0 ? " (not pinned)" : "");
+	vcpu->runstate_since = clock_ns();
 	vcpu_loop(vcpu);
 	set_state(vcpu, VCPU_STOPPED);
+	/* A finished vCPU counts as quiet for good: a pause need not wait for it. */
+	atomic_fetch_add(&vcpu->vm->pause.quiet, 1);
+	futex_wake_all(&vcpu->vm->pause.quiet);
 	bus_thread_exit();
 	current = NULL;
 	return NULL;

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 #include "bus/bus.h"
+#include "vmm/runstate.h"
 
 struct vm;
 
@@ -85,7 +86,8 @@ struct vcpu {
 
 	/* Statistics, written by the vCPU thread only. */
 	uint64_t exits;
-	uint64_t exits_by_reason[64];
+	struct vcpu_runstate runstate;
+	uint64_t runstate_since;      /* when the current accounting interval began */
 };
 
 struct vcpu *vcpu_create(struct vm *vm, unsigned id);

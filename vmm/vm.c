@@ -8,6 +8,7 @@
 #include "vmm/global_lock.h"
 #include "vmm/iothread.h"
 #include "vmm/log.h"
+#include "vmm/pause.h"
 #include "vmm/timer.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -31,6 +32,7 @@ int vm_init_buses(struct vm *vm, enum io_mode mode)
 		vm->ncpus = 1;
 	vm->io_mode = mode;
 	pthread_mutex_init(&vm->exit_lock, NULL);
+	pthread_mutex_init(&vm->pause.lock, NULL);
 	pthread_cond_init(&vm->exit_cond, NULL);
 	vm->bus.pio = range_bus_create("pio", sizeof(struct msg_pio));
 	vm->bus.mmio = range_bus_create("mmio", sizeof(struct msg_mmio));
@@ -91,6 +93,7 @@ void vm_request_exit(struct vm *vm, int status)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vm->vcpu[i])
 			vcpu_post(vm->vcpu[i], VCPU_EV_EXIT);
+	vm_pause_release_for_exit(vm);
 }
 
 int vm_wait_exit(struct vm *vm)

@@ -33,6 +33,17 @@ struct vm_buses {
 	struct bus *console;       /* struct msg_console: host terminal input */
 };
 
+/* See vmm/pause.h. */
+struct vm_pause {
+	pthread_mutex_t lock;         /* serializes pause and resume callers */
+	unsigned depth;               /* nested pauses, under @lock */
+	_Atomic bool requested;       /* vCPUs stay at their pause point */
+	_Atomic uint32_t resume_gen;  /* futex: bumped when they may go on */
+	_Atomic uint32_t quiet;       /* futex: vCPUs at a pause point or finished */
+	uint64_t stopped_at_ns;       /* host time of the stop */
+	uint64_t kvmclock;            /* KVM_GET_CLOCK at the stop */
+};
+
 struct vm_exit_hook {
 	void (*fn)(void *ctx);
 	void *ctx;
@@ -50,6 +61,7 @@ struct vm {
 	struct timer_service *timers;
 	struct vm_buses bus;
 	struct vm_exit_hook *exit_hooks;
+	struct vm_pause pause;
 
 	_Atomic bool exiting;     /* set once; every vCPU leaves its loop */
 	int exit_status;
