@@ -417,13 +417,16 @@ static uint64_t lapic_timer_next(struct lapic *a, uint64_t now, uint64_t *step)
 }
 
 /*
- * Owner: publish the next expiry after a register write, taking the old
- * one back.  An old expiry that passed but that the timer thread has not
- * taken yet happened before this write: deliver it here.
+ * Owner: publish the next expiry after a register write at VM time @now,
+ * taking the old one back.  An old expiry that passed but that the timer
+ * thread has not taken yet happened before this write: deliver it here.
+ * @now is the instant the write took effect (the one the count was loaded
+ * at), not a later clock read: a count that runs out between the two must
+ * still fire.
  */
-static void lapic_timer_program(struct lapic *a)
+static void lapic_timer_program(struct lapic *a, uint64_t now)
 {
-	uint64_t now = vm_clock_ns(a->vm), step, next = lapic_timer_next(a, now, &step), old;
+	uint64_t step, next = lapic_timer_next(a, now, &step), old;
 
 	atomic_store_explicit(&a->period, step, memory_order_relaxed);
 	/* Release: a timer thread that acquires @next sees @step too. */
@@ -572,7 +575,7 @@ static void write_lvt(struct lapic *a, unsigned off, uint32_t v)
 		reg_set(a, off, v);
 		reg_set(a, LAPIC_TMICT, 0);
 		a->tsc_deadline = a->tsc_deadline_ns = 0;
-		lapic_timer_program(a);
+		lapic_timer_program(a, vm_clock_ns(a->vm));
 		return;
 	}
 	reg_set(a, off, v);
@@ -584,7 +587,7 @@ static void write_tmict(struct lapic *a, unsigned off, uint32_t v)
 		return;   /* ignored in TSC-deadline mode */
 	reg_set(a, off, v);
 	a->timer_start = vm_clock_ns(a->vm);
-	lapic_timer_program(a);
+	lapic_timer_program(a, a->timer_start);
 }
 
 /* A new divider: keep counting down from where the count is now. */
@@ -601,7 +604,7 @@ static void write_tdcr(struct lapic *a, unsigned off, uint32_t v)
 	reg_set(a, off, v);
 	/* Unsigned wrap-around is fine: only now - timer_start is ever used. */
 	a->timer_start = now - (ticks << timer_shift(a));
-	lapic_timer_program(a);
+	lapic_timer_program(a, now);
 }
 
 static uint32_t read_apr(struct lapic *a, unsigned off)
@@ -929,7 +932,7 @@ bool lapic_msr(struct lapic *a, struct msg_cpu *msg)
 		} else if (timer_mode(a) == TIMER_TSC) {
 			a->tsc_deadline = msg->value;
 			a->tsc_deadline_ns = lapic_tsc_to_ns(a, msg->value);
-			lapic_timer_program(a);
+			lapic_timer_program(a, vm_clock_ns(a->vm));
 		}
 		return true;
 	}
