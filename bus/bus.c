@@ -8,6 +8,7 @@
 #include <string.h>
 #include "bus/bus.h"
 #include "bus/call.h"
+#include "bus/posted.h"
 #include "bus/rcu.h"
 
 struct receiver {
@@ -282,6 +283,7 @@ static bool send(struct bus *bus, void *msg, int mode, unsigned *cursor, bool sy
 
 	memcpy(as_sent, msg, bus->msg_size);
 	bus_stats_add(&bus->stats.sent);
+	bus_posted_fence();
 	handled = walk(bus, msg, as_sent, mode, cursor, true, &stopped, &unclaimed);
 	if (handled)
 		bus_stats_add(&bus->stats.claimed);
@@ -331,6 +333,7 @@ void bus_thread_enter(void)
 
 void bus_thread_exit(void)
 {
+	bus_posted_fence();   /* the serializer still points at our counter */
 	if (thread_registered && --thread_registered == 0)
 		urcu_memb_unregister_thread();
 }
@@ -349,6 +352,7 @@ bool bus_call_run(struct bus_call *call)
 	}
 	if (call->done)
 		completion_signal(call->done, handled);
+	bus_posted_end(call);
 	free(call);
 	return handled;
 }

@@ -25,6 +25,7 @@ struct bus_call {
 	uint64_t submitted_ns;
 	struct bus_stats *stats;
 	struct bus_completion *done;     /* synchronous calls only */
+	_Atomic uint32_t *posted;        /* the sending vCPU's writes in flight */
 	unsigned char copy[];            /* asynchronous calls own their message */
 };
 

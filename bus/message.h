@@ -44,6 +44,7 @@ enum legacy_signal {
 };
 struct msg_legacy {
 	uint8_t type;      /* enum legacy_signal */
+	bool level;        /* INTA reply: the PIC's output after the acknowledge */
 	uint32_t cpu;      /* target vCPU for NMI/INIT/SIPI */
 	uint32_t value;
 };

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "bus/call.h"
+#include "bus/posted.h"
 #include "bus/range.h"
 #include "bus/rcu.h"
 
@@ -264,6 +265,7 @@ static bool send(struct range_bus *rb, uint64_t addr, void *msg, bool sync)
 	found = r != NULL;
 	if (r && r->claimed) {
 		claimed = true;
+		bus_posted_fence();
 		handled = r->fn(r->dev, addr, msg);
 	}
 	rcu_tsan_release((void *)t);

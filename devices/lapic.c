@@ -342,6 +342,12 @@ static int lapic_inta(struct lapic *a)
 	atomic_store_explicit(&a->extint, false, memory_order_relaxed);
 	if (!bus_send(a->vm->bus.legacy, &msg, BUS_EARLY_OUT))
 		return -1;
+	/*
+	 * The PIC's output as the INTA left it, fresher than any message, for
+	 * the LAPIC its output is wired to (the BSP's LINT0).
+	 */
+	if (a->index == 0)
+		atomic_store_explicit(&a->intr, msg.level, memory_order_release);
 	stat_inc(&a->extint_acked);
 	return msg.value & 0xff;
 }

@@ -744,6 +744,12 @@ static bool pic_legacy_receive(void *dev, void *msg)
 	if (m->type != LEGACY_INTA)
 		return false;
 	m->value = (uint32_t)pic_intack(dev);
+	/*
+	 * The output after this INTA, for the LAPIC: the de-assert message may
+	 * be held up behind another thread's delivery token, and a stale high
+	 * INTR would make every entry acknowledge a spurious IRQ 7.
+	 */
+	m->level = pic_output(dev);
 	return true;
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <urcu/wfcqueue.h>
 #include "bus/call.h"
+#include "bus/posted.h"
 #include "bus/rcu.h"
 #include "vmm/iothread.h"
 
@@ -74,6 +75,8 @@ static bool submit(void *ctx, struct bus_call *call)
 
 	if (on_iothread)
 		return bus_call_run(call);
+	if (!sync)
+		bus_posted_begin(call);   /* the sender's later claimed accesses wait for it */
 	call->submitted_ns = clock_ns();
 	depth = atomic_fetch_add_explicit(&it->depth, 1, memory_order_relaxed) + 1;
 	bus_stats_depth(call->stats, depth);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include "bus/call.h"
 #include "bus/message.h"
+#include "bus/posted.h"
 #include "vmm/cpu_state.h"
 #include "vmm/global_lock.h"
 #include "vmm/iothread.h"
@@ -260,6 +261,8 @@ static bool handle_events(struct vcpu *vcpu, uint32_t ev, bool *init_seen)
 	if ((ev & VCPU_EV_NMI) && state != VCPU_PARKED) {
 		if (ioctl(vcpu->fd, KVM_NMI) < 0)
 			pr_warn("vCPU %u: KVM_NMI: %s", vcpu->id, strerror(errno));
+		else
+			vcpu->nmi_in_flight = true;
 		if (state == VCPU_HALTED)
 			set_state(vcpu, VCPU_RUNNING);
 	}
@@ -275,7 +278,11 @@ static bool handle_events(struct vcpu *vcpu, uint32_t ev, bool *init_seen)
 static void inject_interrupts(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	int token = irq_pending(vcpu);
+	int token;
+
+	/* A posted write may be what lowers an interrupt line: let it land. */
+	bus_posted_fence();
+	token = irq_pending(vcpu);
 
 	run->request_interrupt_window = 0;
 	if (token < 0)

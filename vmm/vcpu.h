@@ -73,6 +73,7 @@ struct vcpu {
 	pid_t tid;
 	int host_cpu;                 /* pinned core, -1 if not pinned */
 	uint32_t tsc_khz;             /* cached KVM_GET_TSC_KHZ */
+	bool nmi_in_flight;           /* KVM_NMI issued, maybe not delivered yet */
 	bool started;
 
 	_Atomic int mode;             /* enum vcpu_mode */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include "bus/message.h"
 #include "vmm/cpu_state.h"
 #include "vmm/log.h"
@@ -108,6 +109,22 @@ static bool internal_error(struct vcpu *vcpu)
 	return guest_crashed(vcpu, what);
 }
 
+/*
+ * KVM may take a HLT before it could inject an NMI we handed it (an
+ * interrupt shadow): then the vCPU must not sleep, the next entry delivers.
+ */
+static bool nmi_still_pending(struct vcpu *vcpu)
+{
+	struct kvm_vcpu_events ev;
+
+	if (!vcpu->nmi_in_flight)
+		return false;
+	if (ioctl(vcpu->fd, KVM_GET_VCPU_EVENTS, &ev) == 0 && (ev.nmi.pending || ev.nmi.injected))
+		return true;
+	vcpu->nmi_in_flight = false;
+	return false;
+}
+
 uint64_t vcpu_unhandled_pio(void) { return atomic_load(&unhandled_pio); }
 uint64_t vcpu_unhandled_mmio(void) { return atomic_load(&unhandled_mmio); }
 
@@ -131,7 +148,7 @@ bool vcpu_handle_exit(struct vcpu *vcpu)
 		atomic_store(&vcpu->state, VCPU_COMPLETING);
 		return true;
 	case KVM_EXIT_HLT:
-		atomic_store(&vcpu->state, VCPU_HALTED);
+		atomic_store(&vcpu->state, nmi_still_pending(vcpu) ? VCPU_RUNNING : VCPU_HALTED);
 		return true;
 	case KVM_EXIT_IRQ_WINDOW_OPEN:
 	case KVM_EXIT_INTR:
