@@ -5,17 +5,30 @@
 # A case passes when the VMM exits with status 1 (the guest wrote 0 to the
 # debug-exit port: status = (v << 1) | 1) AND the console log holds the
 # guest's "PASS: <name>" line.  The marker matters: status 1 alone is also
-# what the VMM returns on its own errors.  Logs go to build/guest-logs/
-# (or $GUEST_LOG_DIR).  Without /dev/kvm the whole run is skipped, loudly;
-# otherwise no case is ever skipped.
+# what the VMM returns on its own errors.  A case may instead expect
+# another status and log lines (the crash guests: the VMM's own verdict).
+# Logs go to build/guest-logs/ (or $GUEST_LOG_DIR).  Without /dev/kvm the
+# whole run is skipped, loudly; otherwise no case is ever skipped.
 set -u
 
-# One line per case: name | vCPUs | extra VMM options | guest arguments.
+# One line per case:
+#   name | vCPUs | extra VMM options | guest arguments [| expect]
 # The guest is GUEST_DIR/<name>.elf; the VMM hands it "<path> <arguments>"
-# as its multiboot command line, as GRUB does.
+# as its multiboot command line, as GRUB does.  vCPUs may be a list
+# ("2 4"): the case runs once per count.  expect, if present, is
+# "STATUS PATTERN; PATTERN...": the VMM's exit status, and extended
+# regular expressions that must each match a line of the log (no '|').
 CASES='
-hello | 1 | | hello from run.sh
-pio   | 1 | | rounds=300 seed=7
+hello       | 1     | | hello from run.sh
+pio         | 1     | | rounds=300 seed=7
+smp         | 2 4   | |
+ipi         | 2 4   | |
+lapic_timer | 1 2   | |
+pit_irq     | 1 2   | |
+badpoke     | 1 2 4 | | seed=1
+wildicr     | 1 2 4 | | seed=1
+triple      | 1     | | | 4 vCPU 0: triple fault; rip=; code at
+badinsn     | 1     | | | 4 KVM internal error; code at .*: f3 0f b8 c0
 '
 MODES="thread lock"
 TIMEOUT=${GUEST_TIMEOUT:-120}
@@ -55,9 +68,30 @@ wanted() {
 	return 1
 }
 
-# run_case NAME CPUS MODE VMM_OPTS GUEST_ARGS: prints one verdict line.
+# check_expect LOG RC EXPECT: why LOG and RC do not meet EXPECT ("" if they do).
+check_expect() {
+	local log=$1 rc=$2 want_rc=${3%% *} patterns pat
+	local -a list
+
+	patterns=${3#"$want_rc"}
+	if [ "$rc" -ne "$want_rc" ]; then
+		echo "VMM exit status $rc, want $want_rc"
+		return
+	fi
+	IFS=';' read -r -a list <<<"$patterns"
+	for pat in "${list[@]}"; do
+		pat=$(trim "$pat")
+		[ -z "$pat" ] && continue
+		if ! tr -d '\r' <"$log" | grep -Eq -- "$pat"; then
+			echo "no line matching /$pat/ in the log"
+			return
+		fi
+	done
+}
+
+# run_case NAME CPUS MODE VMM_OPTS GUEST_ARGS [EXPECT]: prints one verdict line.
 run_case() {
-	local name=$1 cpus=$2 mode=$3 opts=$4 args=$5
+	local name=$1 cpus=$2 mode=$3 opts=$4 args=$5 expect=${6:-}
 	local elf=$guest_dir/$name.elf
 	local log=$log_dir/$name-cpus$cpus-$mode.log
 	local rc why=
@@ -72,6 +106,8 @@ run_case() {
 	rc=$?
 	if [ $rc -eq 124 ]; then
 		why="timed out after ${TIMEOUT}s"
+	elif [ -n "$expect" ]; then
+		why=$(check_expect "$log" "$rc" "$expect")
 	elif [ $rc -ne 1 ]; then
 		why="VMM exit status $rc, want 1"
 		[ $rc -ge 3 ] && [ $((rc & 1)) -eq 1 ] && why="$why (guest exit code $((rc >> 1)))"
@@ -89,16 +125,17 @@ run_case() {
 mkdir -p "$log_dir" || exit 1
 failed=0
 total=0
-while IFS='|' read -r name cpus opts args; do
+while IFS='|' read -r name cpu_list opts args expect; do
 	name=$(trim "$name")
 	[ -z "$name" ] && continue
 	case $name in \#*) continue ;; esac
 	wanted "$name" || continue
-	cpus=$(trim "$cpus")
-	for mode in $MODES; do
-		total=$((total + 1))
-		run_case "$name" "$cpus" "$mode" "$(trim "$opts")" "$(trim "$args")" ||
-			failed=$((failed + 1))
+	for cpus in $cpu_list; do
+		for mode in $MODES; do
+			total=$((total + 1))
+			run_case "$name" "$cpus" "$mode" "$(trim "$opts")" "$(trim "$args")" \
+				"$(trim "${expect:-}")" || failed=$((failed + 1))
+		done
 	done
 done <<<"$CASES"
 
