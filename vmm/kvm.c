@@ -148,13 +148,16 @@ int kvm_vcpu_set_cpuid(struct vcpu *vcpu)
 			break;
 		case 0x40000001:
 			/*
-			 * No paravirtual features that need the in-kernel LAPIC
-			 * (PV EOI, async PF) or that get text-patched while the
-			 * tick runs (steal time, stable clock bit): see
-			 * doc/host-notes.md.
+			 * Only the paravirtual features that need neither the
+			 * in-kernel LAPIC nor hypercalls: the kvmclock and the
+			 * no-op I/O delay.  PV IPIs, PV spinlock kicks, TLB
+			 * flushes and sched-yield are VMCALLs (which never
+			 * complete on PVM hosts, and would bypass our LAPIC);
+			 * PV EOI and async PF need the in-kernel LAPIC; the
+			 * stable-clock bit and steal time get text-patched while
+			 * the tick runs.  See doc/host-notes.md.
 			 */
-			e->eax &= ~((1u << 4) | (1u << 5) | (1u << 6) | (1u << 10) |
-				    (1u << 14) | (1u << 24));
+			e->eax &= (1u << 0) | (1u << 1) | (1u << 3);
 			break;
 		case 0xb:
 		case 0x1f:
