@@ -98,3 +98,17 @@ struct msg_console {
 	uint8_t len;
 	uint8_t bytes[15];
 };
+
+/*
+ * Snapshots: every device saves itself into, or loads itself from, the
+ * stream's section named after it (vmm/stream.h).  Sent to all receivers
+ * while the VM is paused; a receiver that fails sets @error (-errno) and
+ * says why with stream_fail().
+ */
+enum restore_type { RESTORE_SAVE, RESTORE_LOAD };
+struct stream;
+struct msg_restore {
+	uint8_t type;      /* enum restore_type */
+	struct stream *s;
+	int error;
+};

@@ -1009,6 +1009,8 @@ static bool lapic_legacy_receive(void *dev, void *msg)
 	}
 }
 
+static bool lapic_restore_receive(void *dev, void *msg);
+
 struct lapic_group *lapic_group_create(struct vm *vm)
 {
 	struct lapic_group *g = calloc(1, sizeof(*g));
@@ -1024,6 +1026,8 @@ struct lapic_group *lapic_group_create(struct vm *vm)
 		goto out_apic;
 	if (bus_attach(vm->bus.legacy, lapic_legacy_receive, bus_claim_always, g))
 		goto out_timer;
+	if (vm->bus.restore)
+		bus_attach(vm->bus.restore, lapic_restore_receive, NULL, g);
 	return g;
 
 out_timer:
@@ -1045,6 +1049,8 @@ void lapic_group_destroy(struct lapic_group *g)
 		return;
 	vm = g->vm;
 	/* Each detach waits for receivers already running (RCU grace period). */
+	if (vm->bus.restore)
+		bus_detach(vm->bus.restore, lapic_restore_receive, g);
 	bus_detach(vm->bus.legacy, lapic_legacy_receive, g);
 	bus_detach(vm->bus.timer, lapic_timer_receive, g);
 	bus_detach(vm->bus.apic, lapic_apic_receive, g);
@@ -1279,3 +1285,114 @@ DEVICE_MODEL(lapic_model,
 	.name = "lapic",
 	.help = "lapic  local APIC (xAPIC) of every vCPU at 0xfee00000, with its timer",
 	.create = lapic_model_create);
+
+/*
+ * ---- Snapshots (vmm/snapshot.h): section "lapic", instance = vCPU index.
+ * Called with the VM paused: no sender, owner or timer thread runs, so
+ * the owner's fields may be read and written from here.
+ */
+#include "bus/message.h"
+#include "vmm/stream.h"
+
+#define LAPIC_STATE_VERSION 1
+
+static void lapic_save(struct lapic *a, struct stream *s)
+{
+	stream_section_begin(s, "lapic", a->index, LAPIC_STATE_VERSION);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		stream_put_u32(s, atomic_load(&a->reg[i]));
+	for (unsigned w = 0; w < 4; w++) {
+		stream_put_u64(s, atomic_load(&a->pir[w]));
+		stream_put_u64(s, atomic_load(&a->pir_level[w]));
+		stream_put_u64(s, a->irr[w]);
+		stream_put_u64(s, a->isr[w]);
+		stream_put_u64(s, a->tmr[w]);
+	}
+	stream_put_u8(s, atomic_load(&a->extint));
+	stream_put_u8(s, atomic_load(&a->intr));
+	stream_put_u32(s, atomic_load(&a->esr_pending));
+	stream_put_u64(s, atomic_load(&a->deadline));
+	stream_put_u64(s, atomic_load(&a->period));
+	stream_put_u64(s, atomic_load(&a->apic_base));
+	stream_put_u32(s, atomic_load(&a->arb));
+	stream_put_u32(s, a->ppr);
+	stream_put_u32(s, a->esr);
+	stream_put_u64(s, a->timer_start);
+	stream_put_u64(s, a->tsc_deadline);
+	stream_put_u64(s, a->tsc_deadline_ns);
+	stream_section_end(s);
+}
+
+static int lapic_load(struct lapic *a, struct stream *s)
+{
+	uint32_t reg[NSLOTS];
+	uint64_t bm[5][4];
+
+	if (stream_section_open(s, "lapic", a->index, LAPIC_STATE_VERSION, NULL))
+		return stream_error(s);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		reg[i] = stream_get_u32(s);
+	for (unsigned w = 0; w < 4; w++)
+		for (unsigned k = 0; k < 5; k++)
+			bm[k][w] = stream_get_u64(s);
+	/* Read all first: a short section changes nothing. */
+	bool extint = stream_get_u8(s), intr = stream_get_u8(s);
+	uint32_t esr_pending = stream_get_u32(s);
+	uint64_t deadline = stream_get_u64(s), period = stream_get_u64(s);
+	uint64_t apic_base = stream_get_u64(s);
+	uint32_t arb = stream_get_u32(s), ppr = stream_get_u32(s), esr = stream_get_u32(s);
+	uint64_t timer_start = stream_get_u64(s), tsc_deadline = stream_get_u64(s);
+	uint64_t tsc_deadline_ns = stream_get_u64(s);
+
+	if (stream_section_close(s))
+		return stream_error(s);
+	for (unsigned i = 0; i < NSLOTS; i++)
+		atomic_store(&a->reg[i], reg[i]);
+	for (unsigned w = 0; w < 4; w++) {
+		atomic_store(&a->pir[w], bm[0][w]);
+		atomic_store(&a->pir_level[w], bm[1][w]);
+		a->irr[w] = bm[2][w];
+		a->isr[w] = bm[3][w];
+		a->tmr[w] = bm[4][w];
+	}
+	atomic_store(&a->extint, extint);
+	atomic_store(&a->intr, intr);
+	atomic_store(&a->esr_pending, esr_pending);
+	atomic_store(&a->period, period);
+	atomic_store(&a->deadline, deadline);
+	atomic_store(&a->apic_base, apic_base);
+	atomic_store(&a->arb, arb);
+	a->ppr = ppr;
+	a->esr = esr;
+	a->timer_start = timer_start;
+	a->tsc_deadline = tsc_deadline;
+	a->tsc_deadline_ns = tsc_deadline_ns;
+	/* The VM clock continues from the checkpoint: the deadline stands as saved. */
+	if (deadline)
+		timer_arm(a->vm, a->timer, deadline);
+	else
+		timer_cancel(a->vm, a->timer);
+	/* Let the owner look at what is pending before its first entry. */
+	atomic_store(&a->notify, false);
+	if (bitmap_highest(a->irr) >= 0 || bm[0][0] | bm[0][1] | bm[0][2] | bm[0][3] || extint)
+		lapic_notify(a);
+	return 0;
+}
+
+static bool lapic_restore_receive(void *dev, void *msg)
+{
+	struct lapic_group *g = dev;
+	struct msg_restore *m = msg;
+
+	for (unsigned i = 0; i < atomic_load(&g->count) && !m->error; i++) {
+		struct lapic *a = atomic_load(&g->apic[i]);
+
+		if (!a)
+			continue;
+		if (m->type == RESTORE_SAVE)
+			lapic_save(a, m->s);
+		else
+			m->error = lapic_load(a, m->s);
+	}
+	return true;
+}

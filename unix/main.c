@@ -9,15 +9,20 @@
 #include <string.h>
 #include <unistd.h>
 #include "bus/completion.h"
+#include "devices/reset.h"
 #include "unix/console.h"
 #include "unix/options.h"
+#include "unix/qmp.h"
 #include "vmm/acpi.h"
 #include "vmm/cpu_state.h"
 #include "vmm/device.h"
 #include "vmm/kvm.h"
+#include "vmm/linux_boot.h"
 #include "vmm/log.h"
 #include "vmm/machine.h"
 #include "vmm/multiboot.h"
+#include "vmm/snapshot.h"
+#include "vmm/state_dump.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -31,11 +36,13 @@ enum { EXIT_VMM_ERROR = 1, EXIT_USAGE = 2 };
 static const char *const default_devices[] = {
 	"pic", "ioapic", "lapic", "pit", "fwcfg",
 	"uart:0x3f8,4", "debugexit:0xf4,1", "testdev",
+	"rtc", "acpipm", "reset", "i8042", "port80", "pcihost",
 	"bios",
 };
 
 static int create_devices(struct vm *vm, const struct vmm_options *o)
 {
+	reset_set_action(vm, o->on_reboot_restart ? REBOOT_RESTART : REBOOT_EXIT);
 	if (o->default_devices)
 		for (size_t i = 0; i < sizeof(default_devices) / sizeof(default_devices[0]); i++)
 			if (device_create(vm, default_devices[i]) < 0)
@@ -47,10 +54,11 @@ static int create_devices(struct vm *vm, const struct vmm_options *o)
 }
 
 /* Split "FILE ARGS": the loader puts FILE first on the module's command line. */
-static int load_kernel(struct vm *vm, const struct vmm_options *o, struct boot_entry *entry)
+static int boot_multiboot(struct vm *vm, const struct vmm_options *o)
 {
 	struct multiboot_module_arg mods[OPT_MAX_MODULES];
 	char paths[OPT_MAX_MODULES][4096];
+	struct boot_entry entry;
 	char err[256] = "";
 
 	for (unsigned i = 0; i < o->nmodules; i++) {
@@ -62,9 +70,60 @@ static int load_kernel(struct vm *vm, const struct vmm_options *o, struct boot_e
 			.cmdline = o->modules[i] + len + strspn(o->modules[i] + len, " "),
 		};
 	}
-	if (multiboot_load(&vm->mem, o->kernel, o->cmdline, mods, o->nmodules, entry,
+	if (multiboot_load(&vm->mem, o->kernel, o->cmdline, mods, o->nmodules, &entry,
 			   err, sizeof(err)) < 0) {
 		pr_err("%s", err[0] ? err : "cannot load the kernel");
+		return -1;
+	}
+	return cpu_state_protected_flat(vm->vcpu[0], entry.eip, entry.eax, entry.ebx);
+}
+
+static int boot_linux(struct vm *vm, const struct vmm_options *o)
+{
+	struct linux_boot_args args = {
+		.kernel = o->kernel, .initrd = o->initrd, .cmdline = o->cmdline,
+		.unpack = o->unpack, .entry = o->pvh ? LINUX_ENTRY_PVH : LINUX_ENTRY_64,
+		.rsdp = ACPI_RSDP_ADDR,
+	};
+	struct linux_boot_entry entry;
+	char err[256] = "";
+
+	if (linux_boot_load(&vm->mem, &args, &entry, err, sizeof(err)) < 0) {
+		pr_err("%s", err[0] ? err : "cannot load the kernel");
+		return -1;
+	}
+	return linux_boot_setup_cpu(vm->vcpu[0], &vm->mem, &entry);
+}
+
+/* A multiboot kernel, or a Linux bzImage / vmlinux; the BSP is set to enter it. */
+static int load_kernel(struct vm *vm, const struct vmm_options *o)
+{
+	int mb = multiboot_probe(o->kernel), lx;
+
+	if (mb > 0 && !o->initrd)
+		return boot_multiboot(vm, o);
+	lx = linux_probe(o->kernel);
+	if (lx > 0)
+		return boot_linux(vm, o);
+	if (mb > 0)
+		return boot_multiboot(vm, o);   /* --initrd is Linux's: say so */
+	if (mb < 0 || lx < 0) {
+		pr_err("%s: %s", o->kernel, strerror(-(mb < 0 ? mb : lx)));
+		return -1;
+	}
+	/* Neither: let the multiboot loader say precisely what is wrong. */
+	return boot_multiboot(vm, o);
+}
+
+/* --restore: the snapshot replaces the kernel (RAM, vCPUs and devices). */
+static int load_guest(struct vm *vm, const struct vmm_options *o)
+{
+	char err[512];
+
+	if (!o->restore)
+		return load_kernel(vm, o);
+	if (vm_snapshot_restore(vm, o->restore, err, sizeof(err)) < 0) {
+		pr_err("%s", err);
 		return -1;
 	}
 	return 0;
@@ -121,20 +180,40 @@ static void set_spin_budget(const struct vmm_options *o)
 		completion_spin_budget = (long)o->cpus + 1 <= cores ? 2000 : 0;
 }
 
-/* SIGINT/SIGTERM/SIGHUP end the VM cleanly from a thread of their own. */
+/* A state dump on SIGUSR1 finishes before the teardown starts. */
+static pthread_mutex_t dump_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void control_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	sigaddset(set, SIGUSR1);
+}
+
+/*
+ * SIGINT/SIGTERM/SIGHUP end the VM cleanly from a thread of their own;
+ * SIGUSR1 prints the state of every vCPU and device to stderr.
+ */
 static void *signal_thread(void *arg)
 {
 	struct vm *vm = arg;
 	sigset_t set;
 	int sig;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) == 0) {
+	control_signals(&set);
+	while (sigwait(&set, &sig) == 0) {
+		if (sig == SIGUSR1) {
+			pthread_mutex_lock(&dump_lock);
+			if (!atomic_load(&vm->exiting))
+				vm_state_dump(vm, stderr);
+			pthread_mutex_unlock(&dump_lock);
+			continue;
+		}
 		pr_warn("terminating on signal %d", sig);
 		vm_request_exit(vm, 128 + sig);
+		break;
 	}
 	return NULL;
 }
@@ -143,31 +222,39 @@ static void block_exit_signals(void)
 {
 	sigset_t set;
 
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
+	control_signals(&set);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
 static int run(struct vm *vm, const struct vmm_options *o)
 {
-	struct boot_entry entry;
 	pthread_t sig_thread;
 	int status;
 
-	if (machine_create(vm, o->cpus, o->mem, o->io) < 0 || create_devices(vm, o) < 0 ||
-	    dump_acpi(vm, o) < 0 || load_kernel(vm, o, &entry) < 0 ||
-	    cpu_state_protected_flat(vm->vcpu[0], entry.eip, entry.eax, entry.ebx) < 0)
-		return EXIT_VMM_ERROR;
+	/* Before any thread starts (the machine starts the I/O and timer threads). */
 	block_exit_signals();
+	if (machine_create(vm, o->cpus, o->mem, o->io) < 0 || create_devices(vm, o) < 0 ||
+	    dump_acpi(vm, o) < 0 || load_guest(vm, o) < 0)
+		return EXIT_VMM_ERROR;
+	snapshot_signal_init(vm);
 	pthread_create(&sig_thread, NULL, signal_thread, vm);
 	pthread_detach(sig_thread);
 	console_start(vm);
-	if (start_vcpus(vm, o) < 0)
+	if (o->qmp && qmp_start(vm, o->qmp, o->qmp_wait) < 0)
 		vm_request_exit(vm, EXIT_VMM_ERROR);
+	else if (start_vcpus(vm, o) < 0)
+		vm_request_exit(vm, EXIT_VMM_ERROR);
+	qmp_serve();
 	status = vm_wait_exit(vm);
+	qmp_stop(status);
+	pthread_mutex_lock(&dump_lock);
+	pthread_mutex_unlock(&dump_lock);
 	machine_stop(vm);
+	if (status == EXIT_GUEST_CRASH) {
+		/* The vCPU threads are gone; the pause stops the timers and drains the devices. */
+		fprintf(stderr, "vmm: state of the crashed VM:\n");
+		vm_state_dump(vm, stderr);
+	}
 	console_stop();
 	if (o->stats)
 		machine_print_stats(vm, stderr);

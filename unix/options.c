@@ -7,9 +7,9 @@
 #include "vmm/device.h"
 
 enum {
-	OPT_KERNEL = 256, OPT_CMDLINE, OPT_MODULE, OPT_CPUS, OPT_MEM, OPT_IO, OPT_PIN,
+	OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_NO_UNPACK, OPT_PVH, OPT_ON_REBOOT, OPT_MODULE, OPT_CPUS, OPT_MEM, OPT_IO, OPT_PIN,
 	OPT_STATS, OPT_DUMP_ACPI, OPT_DEVICE, OPT_NODEFAULTS, OPT_SPIN, OPT_HELP, OPT_VERSION,
-	OPT_QMP, OPT_QMP_WAIT,
+	OPT_QMP, OPT_QMP_WAIT, OPT_RESTORE,
 };
 
 static const struct option long_options[] = {
@@ -17,6 +17,10 @@ static const struct option long_options[] = {
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "append", required_argument, NULL, OPT_CMDLINE },
 	{ "module", required_argument, NULL, OPT_MODULE },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "no-unpack", no_argument, NULL, OPT_NO_UNPACK },
+	{ "pvh", no_argument, NULL, OPT_PVH },
+	{ "on-reboot", required_argument, NULL, OPT_ON_REBOOT },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "smp", required_argument, NULL, OPT_CPUS },
 	{ "mem", required_argument, NULL, OPT_MEM },
@@ -29,6 +33,7 @@ static const struct option long_options[] = {
 	{ "spin", required_argument, NULL, OPT_SPIN },
 	{ "qmp", required_argument, NULL, OPT_QMP },
 	{ "qmp-wait", no_argument, NULL, OPT_QMP_WAIT },
+	{ "restore", required_argument, NULL, OPT_RESTORE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -43,9 +48,15 @@ void options_usage(FILE *out, const char *prog)
 "behind one I/O thread (or one global lock), lock-free interrupt controllers.\n"
 "\n"
 "Guest:\n"
-"  --kernel FILE      multiboot kernel to boot (alias -kernel)\n"
+"  --kernel FILE      kernel to boot: multiboot ELF, Linux bzImage or vmlinux\n"
+"                     (alias -kernel)\n"
 "  --cmdline STR      kernel command line (alias --append, -append)\n"
 "  --module 'FILE ARGS'  multiboot module with its command line; repeatable\n"
+"  --initrd FILE      Linux initial ramdisk (alias -initrd)\n"
+"  --no-unpack        let a bzImage decompress itself in the guest (slow here)\n"
+"                     instead of unpacking it on the host\n"
+"  --pvh              enter a Linux vmlinux at its PVH entry point\n"
+"  --on-reboot exit|restart  what a guest reset does (default exit)\n"
 "  --cpus N           number of vCPUs, 1-%d (default 1; alias -smp)\n"
 "  --mem SIZE         guest RAM, with K/M/G suffix (default 128M; alias -m)\n"
 "\n"
@@ -62,6 +73,8 @@ void options_usage(FILE *out, const char *prog)
 "  --stats            print per-bus and per-vCPU counters at exit\n"
 "  --qmp unix:PATH    QMP control socket at PATH (mode 0600; see doc/qmp.md)\n"
 "  --qmp-wait         start paused until a QMP client sends 'cont'\n"
+"  --restore FILE     start from a snapshot (same --cpus, --mem and devices;\n"
+"                     --kernel is then not loaded; see doc/snapshot.md)\n"
 "  --dump-acpi DIR    write the ACPI tables to DIR/*.dat (for iasl -d)\n"
 "  -v, --verbose      log what the VMM does (thread placement, devices)\n"
 "  --help, --version\n"
@@ -127,6 +140,7 @@ static void defaults(struct vmm_options *o)
 	o->pin = true;
 	o->default_devices = true;
 	o->spin = -1;
+	o->unpack = true;
 }
 
 /* Accept QEMU's single-dash spellings of the options users type most. */
@@ -134,7 +148,7 @@ static void qemu_aliases(int argc, char **argv)
 {
 	static const struct { const char *qemu, *ours; } aliases[] = {
 		{ "-kernel", "--kernel" }, { "-append", "--append" },
-		{ "-smp", "--smp" }, { "-m", "--mem" },
+		{ "-smp", "--smp" }, { "-m", "--mem" }, { "-initrd", "--initrd" },
 	};
 
 	for (int i = 1; i < argc; i++)
@@ -160,6 +174,17 @@ enum opt_result options_parse(int argc, char **argv, struct vmm_options *o,
 		switch (c) {
 		case OPT_KERNEL: o->kernel = arg; break;
 		case OPT_CMDLINE: o->cmdline = arg; break;
+		case OPT_INITRD: o->initrd = arg; break;
+		case OPT_NO_UNPACK: o->unpack = false; break;
+		case OPT_PVH: o->pvh = true; break;
+		case OPT_ON_REBOOT:
+			if (!strcmp(arg, "exit"))
+				o->on_reboot_restart = false;
+			else if (!strcmp(arg, "restart"))
+				o->on_reboot_restart = true;
+			else
+				goto bad_value;
+			break;
 		case OPT_MODULE:
 			if (o->nmodules == OPT_MAX_MODULES)
 				goto too_many;
@@ -213,6 +238,7 @@ enum opt_result options_parse(int argc, char **argv, struct vmm_options *o,
 			o->qmp = arg;
 			break;
 		case OPT_QMP_WAIT: o->qmp_wait = true; break;
+		case OPT_RESTORE: o->restore = arg; break;
 		case 'v': o->verbose++; break;
 		case OPT_HELP:
 			options_usage(stdout, argv[0]);

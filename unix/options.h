@@ -16,6 +16,10 @@ enum opt_result { OPT_RUN = 0, OPT_EXIT_OK = 1, OPT_ERROR = -1 };
 struct vmm_options {
 	const char *kernel;
 	const char *cmdline;
+	const char *initrd;                      /* Linux only */
+	bool unpack;                             /* decompress a bzImage on the host */
+	bool pvh;                                /* enter a vmlinux at its PVH note */
+	bool on_reboot_restart;                  /* else a guest reset exits the VMM */
 	const char *modules[OPT_MAX_MODULES];   /* "FILE [args]" */
 	unsigned nmodules;
 	unsigned cpus;
@@ -30,6 +34,9 @@ struct vmm_options {
 	const char *devices[OPT_MAX_DEVICES];
 	unsigned ndevices;
 	int spin;                                /* completion spin budget, -1 = auto */
+	const char *qmp;                         /* "unix:PATH": the QMP control socket */
+	bool qmp_wait;                           /* start paused until QMP "cont" */
+	const char *restore;                     /* start from this snapshot (vmm/snapshot.h) */
 	int verbose;
 };
 

@@ -53,6 +53,14 @@ void timer_service_pause(struct timer_service *ts)
 	pthread_mutex_unlock(&ts->lock);
 }
 
+void timer_service_set_clock(struct timer_service *ts, uint64_t vm_ns)
+{
+	pthread_mutex_lock(&ts->lock);
+	if (ts->paused)
+		atomic_store_explicit(&ts->frozen, vm_ns | 1, memory_order_release);
+	pthread_mutex_unlock(&ts->lock);
+}
+
 /* The time spent paused goes into the offset: VM time resumes where it stopped. */
 void timer_service_resume(struct timer_service *ts)
 {

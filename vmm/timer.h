@@ -21,6 +21,8 @@ uint64_t vm_clock_ns(struct vm *vm);
 /* Stop and restart the VM clock: no timer fires while it is stopped. */
 void timer_service_pause(struct timer_service *ts);
 void timer_service_resume(struct timer_service *ts);
+/* While paused: the VM clock reads @vm_ns, and resumes from it (snapshots). */
+void timer_service_set_clock(struct timer_service *ts, uint64_t vm_ns);
 
 /* A timer id for the caller; receivers match struct msg_timer.timer. */
 unsigned timer_alloc(struct vm *vm);

@@ -70,7 +70,7 @@ struct vcpu {
 	struct kvm_run *run;
 	size_t run_size;
 	pthread_t thread;
-	pid_t tid;
+	_Atomic pid_t tid;
 	int host_cpu;                 /* pinned core, -1 if not pinned */
 	uint32_t tsc_khz;             /* cached KVM_GET_TSC_KHZ */
 	bool nmi_in_flight;           /* KVM_NMI issued, maybe not delivered yet */

@@ -15,8 +15,6 @@
 #include "vmm/vcpu_exit.h"
 #include "vmm/vm.h"
 
-/* Exit status of the VMM when the guest crashed (triple fault, emulation failure). */
-#define EXIT_GUEST_CRASH 4   /* even: debug-exit statuses are odd */
 
 static _Atomic uint64_t unhandled_pio, unhandled_mmio;
 

@@ -42,7 +42,9 @@ int vm_init_buses(struct vm *vm, enum io_mode mode)
 	vm->bus.eoi = bus_create("eoi", sizeof(struct msg_eoi));
 	vm->bus.timer = bus_create("timer", sizeof(struct msg_timer));
 	vm->bus.console = bus_create("console", sizeof(struct msg_console));
-	if (!vm->bus.pio || !vm->bus.mmio || !vm->bus.irq || !vm->bus.legacy ||
+	/* No serializer: a paused VM's control thread runs the receivers. */
+	vm->bus.restore = bus_create("restore", sizeof(struct msg_restore));
+	if (!vm->bus.restore || !vm->bus.pio || !vm->bus.mmio || !vm->bus.irq || !vm->bus.legacy ||
 	    !vm->bus.apic || !vm->bus.eoi || !vm->bus.timer || !vm->bus.console)
 		goto fail;
 	bus_thread_enter();
@@ -77,6 +79,7 @@ void vm_fini_buses(struct vm *vm)
 	bus_destroy(vm->bus.eoi);
 	bus_destroy(vm->bus.timer);
 	bus_destroy(vm->bus.console);
+	bus_destroy(vm->bus.restore);
 	vm->bus = (struct vm_buses){ 0 };
 	bus_thread_exit();
 }

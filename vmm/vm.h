@@ -31,6 +31,7 @@ struct vm_buses {
 	struct bus *eoi;           /* struct msg_eoi: LAPIC EOI broadcast */
 	struct bus *timer;         /* struct msg_timer: expiries */
 	struct bus *console;       /* struct msg_console: host terminal input */
+	struct bus *restore;       /* struct msg_restore: devices save/load (vmm/snapshot.h) */
 };
 
 /* See vmm/pause.h. */

@@ -52,7 +52,7 @@ else
 	expect 1 'empty|too short|header' -- --kernel "$TMP/empty"
 	expect 1 'multiboot'             -- --kernel "$TMP/random.bin"
 	expect 1 'truncated|short|ELF'   -- --kernel "$TMP/truncated.elf"
-	expect 1 'not a regular file'      -- --kernel "$TMP"
+	expect 1 'not a regular file|is a directory'      -- --kernel "$TMP"
 fi
 
 [ "$fails" -eq 0 ] && echo "cli: all passed" || echo "cli: $fails failed"

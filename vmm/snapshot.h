@@ -1,0 +1,27 @@
+/*
+ * Checkpoint and restore of a whole VM into one file (format in
+ * doc/snapshot.md, sections in vmm/stream.h): a header (vCPU count, RAM
+ * layout, VM clock, kvmclock), guest RAM (zero pages skipped), every vCPU
+ * (KVM state plus our run state) and every device, which saves and loads
+ * itself through the restore bus (struct msg_restore).
+ *
+ * Both are for a control thread (QMP, start-up), never a vCPU: they pause
+ * the VM themselves.  Restoring verifies the whole file first (checksums,
+ * sizes, vCPU count, RAM layout); a failure after that (a device refusing
+ * its state) requests a VM exit, so nothing half-loaded ever runs.
+ */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vm;
+
+int vm_snapshot_save(struct vm *vm, const char *path, bool stay_stopped,
+		     char *err, size_t errlen);
+int vm_snapshot_restore(struct vm *vm, const char *path, char *err, size_t errlen);
+
+/*
+ * Debugging and tests: when the environment names VMM_SNAPSHOT_ON_SIGUSR2
+ * a file, SIGUSR2 saves the VM there (and it runs on).
+ */
+void snapshot_signal_init(struct vm *vm);

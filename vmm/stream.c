@@ -1,0 +1,340 @@
+/*
+ * The snapshot stream's section format (see vmm/stream.h).  The VMM runs
+ * on x86 only, so integers are stored in host (little-endian) order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include "vmm/stream.h"
+
+struct file_header {
+	char magic[8];
+	uint32_t version;
+	uint32_t flags;
+};
+
+struct section_header {
+	char name[STREAM_NAME_MAX];
+	uint32_t instance;
+	uint32_t version;
+	uint64_t length;
+	uint32_t crc;
+	uint32_t header_crc;       /* of the fields above */
+};
+
+static uint32_t crc(uint32_t c, const void *buf, uint64_t len)
+{
+	const uint8_t *p = buf;
+
+	/* zlib takes the length as uInt: feed big payloads in pieces. */
+	while (len) {
+		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
+
+		c = (uint32_t)crc32(c, p, n);
+		p += n;
+		len -= n;
+	}
+	return c;
+}
+
+int stream_fail(struct stream *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->error)
+		return err;
+	s->error = err < 0 ? err : -EINVAL;
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+int stream_error(const struct stream *s)
+{
+	return s->error;
+}
+
+const char *stream_why(const struct stream *s)
+{
+	return s->error ? s->why : "no error";
+}
+
+/* Writing. */
+
+int stream_open_write(struct stream *s, const char *path)
+{
+	struct file_header h = { .magic = STREAM_MAGIC, .version = STREAM_FORMAT_VERSION };
+
+	memset(s, 0, sizeof(*s));
+	s->writing = true;
+	s->sec_start = -1;
+	s->f = fopen(path, "w+b");
+	if (!s->f)
+		return stream_fail(s, -errno, "%s: %s", path, strerror(errno));
+	if (fwrite(&h, sizeof(h), 1, s->f) != 1)
+		return stream_fail(s, -EIO, "%s: write failed", path);
+	return 0;
+}
+
+static void write_raw(struct stream *s, const void *buf, size_t len)
+{
+	if (!s->error && len && fwrite(buf, len, 1, s->f) != 1)
+		stream_fail(s, -EIO, "write failed: %s", strerror(errno));
+}
+
+void stream_section_begin(struct stream *s, const char *name, uint32_t instance,
+			  uint32_t version)
+{
+	struct section_header h = { .instance = instance, .version = version };
+
+	if (s->error)
+		return;
+	if (s->sec_start >= 0 || strlen(name) >= STREAM_NAME_MAX) {
+		stream_fail(s, -EINVAL, "section '%s': nested or name too long", name);
+		return;
+	}
+	strncpy(h.name, name, sizeof(h.name) - 1);
+	s->sec_start = ftell(s->f);
+	s->sec_len = 0;
+	s->sec_crc = crc(0, NULL, 0);
+	write_raw(s, &h, sizeof(h));
+}
+
+void stream_section_end(struct stream *s)
+{
+	struct section_header h;
+	long end;
+
+	if (s->error)
+		return;
+	end = ftell(s->f);
+	if (fseek(s->f, s->sec_start, SEEK_SET) || fread(&h, sizeof(h), 1, s->f) != 1) {
+		stream_fail(s, -EIO, "cannot patch section header");
+		return;
+	}
+	h.length = s->sec_len;
+	h.crc = s->sec_crc;
+	h.header_crc = crc(0, &h, offsetof(struct section_header, header_crc));
+	if (fseek(s->f, s->sec_start, SEEK_SET)) {
+		stream_fail(s, -EIO, "cannot patch section header");
+		return;
+	}
+	write_raw(s, &h, sizeof(h));
+	if (fseek(s->f, end, SEEK_SET))
+		stream_fail(s, -EIO, "cannot seek");
+	s->sec_start = -1;
+}
+
+void stream_put(struct stream *s, const void *buf, size_t len)
+{
+	if (s->error)
+		return;
+	if (s->sec_start < 0) {
+		stream_fail(s, -EINVAL, "data outside a section");
+		return;
+	}
+	write_raw(s, buf, len);
+	s->sec_crc = crc(s->sec_crc, buf, len);
+	s->sec_len += len;
+}
+
+void stream_put_u8(struct stream *s, uint8_t v) { stream_put(s, &v, sizeof(v)); }
+void stream_put_u32(struct stream *s, uint32_t v) { stream_put(s, &v, sizeof(v)); }
+void stream_put_u64(struct stream *s, uint64_t v) { stream_put(s, &v, sizeof(v)); }
+
+static void close_read(struct stream *s)
+{
+	if (s->map)
+		munmap((void *)s->map, s->size);
+	free(s->sections);
+	s->map = NULL;
+	s->sections = NULL;
+}
+
+int stream_close(struct stream *s)
+{
+	if (!s->writing) {
+		close_read(s);
+		return s->error;
+	}
+	if (!s->f)
+		return s->error;
+	if (!s->error) {
+		stream_section_begin(s, "end", 0, 1);
+		stream_section_end(s);
+	}
+	if (fflush(s->f) || fsync(fileno(s->f)))
+		stream_fail(s, -EIO, "flush failed: %s", strerror(errno));
+	fclose(s->f);
+	s->f = NULL;
+	return s->error;
+}
+
+/* Reading. */
+
+/* Walk every section: headers, bounds, checksums, and a final "end". */
+static int verify(struct stream *s)
+{
+	uint64_t off = sizeof(struct file_header);
+
+	for (;;) {
+		struct section_header h;
+		struct stream_section *sec;
+
+		if (s->size - off < sizeof(h))
+			return stream_fail(s, -EINVAL, "truncated: section header at %llu cut off",
+					   (unsigned long long)off);
+		memcpy(&h, s->map + off, sizeof(h));
+		if (h.header_crc != crc(0, &h, offsetof(struct section_header, header_crc)))
+			return stream_fail(s, -EINVAL, "corrupt section header at offset %llu",
+					   (unsigned long long)off);
+		if (memchr(h.name, 0, sizeof(h.name)) == NULL)
+			return stream_fail(s, -EINVAL, "bad section name at offset %llu",
+					   (unsigned long long)off);
+		off += sizeof(h);
+		if (h.length > s->size - off)
+			return stream_fail(s, -EINVAL, "truncated: section '%s' needs %llu bytes, %llu left",
+					   h.name, (unsigned long long)h.length,
+					   (unsigned long long)(s->size - off));
+		if (h.crc != crc(crc(0, NULL, 0), s->map + off, h.length))
+			return stream_fail(s, -EINVAL, "section '%s' instance %u: checksum mismatch",
+					   h.name, h.instance);
+		if (!strcmp(h.name, "end"))
+			return off + h.length == s->size ? 0 :
+			       stream_fail(s, -EINVAL, "trailing bytes after the end section");
+		if (s->nsections == STREAM_MAX_SECTIONS)
+			return stream_fail(s, -E2BIG, "too many sections");
+		sec = &s->sections[s->nsections++];
+		memcpy(sec->name, h.name, sizeof(sec->name));
+		sec->instance = h.instance;
+		sec->version = h.version;
+		sec->length = h.length;
+		sec->crc = h.crc;
+		sec->offset = off;
+		off += h.length;
+	}
+}
+
+int stream_open_read(struct stream *s, const char *path)
+{
+	struct file_header h;
+	struct stat st;
+	int fd;
+
+	memset(s, 0, sizeof(*s));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return stream_fail(s, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(h)) {
+		close(fd);
+		return stream_fail(s, -EINVAL, "%s: too short for a snapshot", path);
+	}
+	s->size = (size_t)st.st_size;
+	s->map = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	close(fd);
+	if (s->map == MAP_FAILED) {
+		s->map = NULL;
+		return stream_fail(s, -errno, "%s: mmap: %s", path, strerror(errno));
+	}
+	memcpy(&h, s->map, sizeof(h));
+	if (memcmp(h.magic, STREAM_MAGIC, sizeof(h.magic)))
+		return stream_fail(s, -EINVAL, "%s: not a snapshot (bad magic)", path);
+	if (h.version != STREAM_FORMAT_VERSION || h.flags)
+		return stream_fail(s, -EINVAL, "%s: snapshot format version %u flags %#x, this VMM reads %u",
+				   path, h.version, h.flags, STREAM_FORMAT_VERSION);
+	s->sections = calloc(STREAM_MAX_SECTIONS, sizeof(*s->sections));
+	if (!s->sections)
+		return stream_fail(s, -ENOMEM, "out of memory");
+	return verify(s);
+}
+
+const struct stream_section *stream_section_find(const struct stream *s, const char *name,
+						 uint32_t instance)
+{
+	for (unsigned i = 0; i < s->nsections; i++)
+		if (s->sections[i].instance == instance && !strcmp(s->sections[i].name, name))
+			return &s->sections[i];
+	return NULL;
+}
+
+int stream_section_open(struct stream *s, const char *name, uint32_t instance,
+			uint32_t max_version, uint32_t *version)
+{
+	struct stream_section *sec;
+
+	if (s->error)
+		return s->error;
+	sec = (struct stream_section *)stream_section_find(s, name, instance);
+	if (!sec)
+		return stream_fail(s, -ENOENT, "no section '%s' instance %u in the snapshot",
+				   name, instance);
+	if (sec->version > max_version || sec->version == 0)
+		return stream_fail(s, -EINVAL, "section '%s' has version %u, this VMM reads up to %u",
+				   name, sec->version, max_version);
+	sec->used = true;
+	s->cur = sec;
+	s->pos = 0;
+	if (version)
+		*version = sec->version;
+	return 0;
+}
+
+int stream_section_close(struct stream *s)
+{
+	if (!s->error && s->cur && s->pos != s->cur->length)
+		stream_fail(s, -EINVAL, "section '%s' instance %u: %llu bytes left unread",
+			    s->cur->name, s->cur->instance,
+			    (unsigned long long)(s->cur->length - s->pos));
+	s->cur = NULL;
+	return s->error;
+}
+
+uint64_t stream_left(const struct stream *s)
+{
+	return s->cur && !s->error ? s->cur->length - s->pos : 0;
+}
+
+const void *stream_get_ptr(struct stream *s, size_t len)
+{
+	const void *p;
+
+	if (s->error)
+		return NULL;
+	if (!s->cur || len > s->cur->length - s->pos) {
+		stream_fail(s, -EINVAL, "section '%s': read past its end",
+			    s->cur ? s->cur->name : "(none)");
+		return NULL;
+	}
+	p = s->map + s->cur->offset + s->pos;
+	s->pos += len;
+	return p;
+}
+
+void stream_get(struct stream *s, void *buf, size_t len)
+{
+	const void *p = stream_get_ptr(s, len);
+
+	if (p)
+		memcpy(buf, p, len);
+	else
+		memset(buf, 0, len);
+}
+
+uint8_t stream_get_u8(struct stream *s) { uint8_t v; stream_get(s, &v, sizeof(v)); return v; }
+uint32_t stream_get_u32(struct stream *s) { uint32_t v; stream_get(s, &v, sizeof(v)); return v; }
+uint64_t stream_get_u64(struct stream *s) { uint64_t v; stream_get(s, &v, sizeof(v)); return v; }
+
+const struct stream_section *stream_unused_section(const struct stream *s)
+{
+	for (unsigned i = 0; i < s->nsections; i++)
+		if (!s->sections[i].used)
+			return &s->sections[i];
+	return NULL;
+}
