@@ -17,6 +17,17 @@
 #define MSR_IA32_APICBASE 0x1b
 #define MSR_IA32_TSC_DEADLINE 0x6e0
 
+static pid_t kvm_owner;   /* the process that created the VM */
+
+bool kvm_forbidden_here(void)
+{
+	if (!kvm_owner || getpid() == kvm_owner)
+		return false;
+	fprintf(stderr, "vmm: error: refusing to use KVM in a forked child (pid %d): "
+		"the VM belongs to process %d\n", (int)getpid(), (int)kvm_owner);
+	return true;
+}
+
 const char *kvm_unavailable_reason(void)
 {
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -75,6 +86,7 @@ int kvm_vm_create(struct vm *vm, char *err, size_t errlen)
 {
 	int ret;
 
+	kvm_owner = getpid();
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		snprintf(err, errlen, "%s", kvm_unavailable_reason() ?: strerror(errno));

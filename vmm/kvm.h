@@ -3,6 +3,7 @@
  * and the MSRs the VMM emulates itself.
  */
 #pragma once
+#include <stdbool.h>
 #include <stddef.h>
 
 struct vm;
@@ -13,5 +14,12 @@ int kvm_vm_create(struct vm *vm, char *err, size_t errlen);
 void kvm_vm_destroy(struct vm *vm);
 /* CPUID for @vcpu: its APIC ID, no x2APIC (our LAPIC is xAPIC). */
 int kvm_vcpu_set_cpuid(struct vcpu *vcpu);
+/*
+ * Fork safety: a forked child shares the parent's KVM file descriptors but
+ * not its threads; letting it run or change the VM would corrupt it.  True
+ * (after saying so on stderr) when the caller is such a child and must not
+ * touch KVM.
+ */
+bool kvm_forbidden_here(void);
 /* Return "/dev/kvm is missing", ...: why KVM cannot be used, or NULL. */
 const char *kvm_unavailable_reason(void);

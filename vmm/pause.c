@@ -26,6 +26,7 @@
 #include "bus/stats.h"
 #include "vmm/global_lock.h"
 #include "vmm/iothread.h"
+#include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/pause.h"
 #include "vmm/timer.h"
@@ -105,6 +106,8 @@ static void restore_clock(struct vm *vm)
 
 int vm_pause(struct vm *vm)
 {
+	if (kvm_forbidden_here())
+		return -EPERM;
 	pthread_mutex_lock(&vm->pause.lock);
 	if (vm->pause.depth++ == 0) {
 		atomic_store(&vm->pause.requested, true);
@@ -123,6 +126,8 @@ int vm_pause(struct vm *vm)
 
 void vm_resume(struct vm *vm)
 {
+	if (kvm_forbidden_here())
+		return;
 	pthread_mutex_lock(&vm->pause.lock);
 	if (vm->pause.depth && --vm->pause.depth == 0) {
 		restore_clock(vm);

@@ -26,6 +26,7 @@
 #include "bus/message.h"
 #include "vmm/log.h"
 #include "vmm/pause.h"
+#include "vmm/kvm.h"
 #include "vmm/snapshot.h"
 #include "vmm/stream.h"
 #include "vmm/timer.h"
@@ -280,6 +281,10 @@ static void save_all(struct vm *vm, struct stream *s)
 int vm_snapshot_save(struct vm *vm, const char *path, bool stay_stopped,
 		     char *err, size_t errlen)
 {
+	if (kvm_forbidden_here()) {
+		snprintf(err, errlen, "refusing to use KVM in a forked child");
+		return -EPERM;
+	}
 	struct stream s;
 	int ret;
 
@@ -387,6 +392,10 @@ static int apply_all(struct vm *vm, struct stream *s, uint64_t clock, uint64_t k
 
 int vm_snapshot_restore(struct vm *vm, const char *path, char *err, size_t errlen)
 {
+	if (kvm_forbidden_here()) {
+		snprintf(err, errlen, "refusing to use KVM in a forked child");
+		return -EPERM;
+	}
 	uint64_t clock = 0, kvmclock = 0;
 	struct stream s;
 	int ret;

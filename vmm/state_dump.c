@@ -17,6 +17,7 @@
 #include "vmm/global_lock.h"
 #include "vmm/iothread.h"
 #include "vmm/pause.h"
+#include "vmm/kvm.h"
 #include "vmm/state_dump.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
@@ -231,6 +232,8 @@ static void read_lapic(struct vcpu *vcpu, struct vcpu_state_dump *st)
 
 int vcpu_state_read(struct vcpu *vcpu, struct vcpu_state_dump *st)
 {
+	if (kvm_forbidden_here())
+		return -EPERM;
 	memset(st, 0, sizeof(*st));
 	st->id = vcpu->id;
 	st->tid = vcpu->tid;

@@ -107,6 +107,8 @@ void vcpu_set_irq_ops(struct vcpu *vcpu, const struct vcpu_irq_ops *ops, void *c
 
 int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz)
 {
+	if (kvm_forbidden_here())
+		return -EPERM;
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry entry;
@@ -308,6 +310,10 @@ static bool run_guest(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	int ret;
 
+	if (kvm_forbidden_here()) {
+		vm_request_exit(vcpu->vm, 1);
+		return false;
+	}
 	inject_interrupts(vcpu);
 	atomic_store(&vcpu->mode, VCPU_IN_GUEST);
 	if (atomic_load(&vcpu->events) & VCPU_EV_MASK) {
