@@ -40,3 +40,6 @@ $(GUEST_DIR)/%.elf: $(GUEST_DIR)/%.o $(GUEST_LIB_OBJS) tests/guests/lib/guest.ld
 	@tests/guests/lib/check-insns.sh $@ || { rm -f $@; exit 1; }
 
 .PRECIOUS: $(GUEST_DIR)/%.o $(GUEST_DIR)/lib/%.o
+
+# Header dependencies of the guests (-MMD above).
+-include $(wildcard $(GUEST_DIR)/*.d $(GUEST_DIR)/lib/*.d)

@@ -21,7 +21,7 @@ set -u
 CASES='
 hello       | 1     | | hello from run.sh
 pio         | 1     | | rounds=300 seed=7
-smp         | 2 4   | |
+smp         | 2 4 64 | |
 ipi         | 2 4   | |
 lapic_timer | 1 2   | |
 pit_irq     | 1 2   | |

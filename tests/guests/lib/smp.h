@@ -11,7 +11,7 @@
  */
 #pragma once
 
-#define SMP_MAX_CPUS     16
+#define SMP_MAX_CPUS     64
 #define SMP_TRAMPOLINE   0x8000    /* page-aligned, below the multiboot info */
 #define VEC_WAKE         0xf1      /* "look at your work slot" */
 
