@@ -38,13 +38,14 @@ enum legacy_signal {
 	LEGACY_INTR,          /* the PIC's output went high */
 	LEGACY_DEASSERT_INTR, /* the PIC's output went low */
 	LEGACY_INTA,          /* acknowledge: the PIC writes the vector to @value */
+	LEGACY_INTR_LEVEL,    /* query: the PIC writes its output now to @level */
 	LEGACY_NMI,
 	LEGACY_INIT,
 	LEGACY_SIPI,          /* @value is the start vector */
 };
 struct msg_legacy {
 	uint8_t type;      /* enum legacy_signal */
-	bool level;        /* INTA reply: the PIC's output after the acknowledge */
+	bool level;        /* LEGACY_INTR_LEVEL reply: the PIC's output */
 	uint32_t cpu;      /* target vCPU for NMI/INIT/SIPI */
 	uint32_t value;
 };

@@ -309,12 +309,27 @@ static void lapic_fold(struct lapic *a)
 		lapic_update_priority(a);
 }
 
+/*
+ * INTR as the 8259 drives it now.  The INTR/DEASSERT messages can lag
+ * (a de-assert waits behind another thread's delivery token), so a high
+ * flag is confirmed with the PIC before anything is acknowledged.
+ */
+static bool intr_high(const struct lapic *a)
+{
+	struct msg_legacy q = { .type = LEGACY_INTR_LEVEL, .cpu = a->index };
+
+	if (!atomic_load_explicit(&a->intr, memory_order_acquire))
+		return false;
+	if (!bus_send(a->vm->bus.legacy, &q, BUS_EARLY_OUT))
+		return true;   /* nobody answers: trust the messages */
+	return q.level;
+}
+
 static bool lint0_extint(const struct lapic *a)
 {
 	uint32_t lvt = reg_get(a, LAPIC_LVT_LINT0);
 
-	return !(lvt & LAPIC_LVT_MASKED) && LVT_DM(lvt) == APIC_DM_EXTINT &&
-	       atomic_load_explicit(&a->intr, memory_order_acquire);
+	return !(lvt & LAPIC_LVT_MASKED) && LVT_DM(lvt) == APIC_DM_EXTINT && intr_high(a);
 }
 
 int lapic_pending(struct lapic *a)
@@ -323,8 +338,7 @@ int lapic_pending(struct lapic *a)
 
 	lapic_fold(a);
 	if (!hw_enabled(a))  /* the 8259 is wired straight to the CPU */
-		return atomic_load_explicit(&a->intr, memory_order_acquire) ?
-			LAPIC_TOKEN_EXTINT : -1;
+		return intr_high(a) ? LAPIC_TOKEN_EXTINT : -1;
 	/* ExtINT bypasses the priority logic, as in KVM. */
 	if (atomic_load_explicit(&a->extint, memory_order_acquire) || lint0_extint(a))
 		return LAPIC_TOKEN_EXTINT;
@@ -342,12 +356,6 @@ static int lapic_inta(struct lapic *a)
 	atomic_store_explicit(&a->extint, false, memory_order_relaxed);
 	if (!bus_send(a->vm->bus.legacy, &msg, BUS_EARLY_OUT))
 		return -1;
-	/*
-	 * The PIC's output as the INTA left it, fresher than any message, for
-	 * the LAPIC its output is wired to (the BSP's LINT0).
-	 */
-	if (a->index == 0)
-		atomic_store_explicit(&a->intr, msg.level, memory_order_release);
 	stat_inc(&a->extint_acked);
 	return msg.value & 0xff;
 }
@@ -994,8 +1002,18 @@ static bool lapic_legacy_receive(void *dev, void *msg)
 	switch (m->type) {
 	case LEGACY_INTR:
 		/* Release: the owner that sees INTR high sees what came before. */
-		if (atomic_exchange_explicit(&a->intr, true, memory_order_acq_rel))
+		if (atomic_exchange_explicit(&a->intr, true, memory_order_acq_rel)) {
+			/*
+			 * Already high: the 8259 nudges when a rise may not
+			 * get a message of its own.  ExtINT is level-checked
+			 * at acknowledge time, so notify; fixed and NMI modes
+			 * fire on the rising edge only.
+			 */
+			if (!hw_enabled(a) ||
+			    LVT_DM(reg_get(a, LAPIC_LVT_LINT0)) == APIC_DM_EXTINT)
+				lapic_notify(a);
 			return true;
+		}
 		if (hw_enabled(a))
 			lapic_fire_lvt(a, LAPIC_LVT_LINT0);
 		else

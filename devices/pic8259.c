@@ -234,6 +234,15 @@ static void pic_notify(struct pic *pic)
 
 		if (d & DELIV_BUSY) {
 			atomic_fetch_add_explicit(&pic->deferred, 1, memory_order_relaxed);
+			/*
+			 * A rise while the holder may still think "high was sent":
+			 * it might send nothing, so nudge the LAPIC now (an extra
+			 * INTR with generation 0, outside the ordered ones;
+			 * the LAPIC checks the real level with
+			 * LEGACY_INTR_LEVEL before it acknowledges).
+			 */
+			if (current_output(pic))
+				send_output(pic, true, 0);
 			return;
 		}
 		out = current_output(pic);
@@ -741,16 +750,21 @@ static bool pic_legacy_receive(void *dev, void *msg)
 {
 	struct msg_legacy *m = msg;
 
-	if (m->type != LEGACY_INTA)
+	switch (m->type) {
+	case LEGACY_INTA:
+		m->value = (uint32_t)pic_intack(dev);
+		return true;
+	case LEGACY_INTR_LEVEL:
+		/*
+		 * The output now: a de-assert may be held up behind another
+		 * thread's delivery token, and the LAPIC must not acknowledge
+		 * a spurious IRQ 7 on every entry meanwhile.
+		 */
+		m->level = pic_output(dev);
+		return true;
+	default:
 		return false;
-	m->value = (uint32_t)pic_intack(dev);
-	/*
-	 * The output after this INTA, for the LAPIC: the de-assert message may
-	 * be held up behind another thread's delivery token, and a stale high
-	 * INTR would make every entry acknowledge a spurious IRQ 7.
-	 */
-	m->level = pic_output(dev);
-	return true;
+	}
 }
 
 /* ---- Life cycle. ---- */

@@ -33,6 +33,7 @@ struct recorder {
 	_Atomic bool level;
 	_Atomic uint32_t count;
 	_Atomic uint32_t bad_order;   /* a message that does not alternate */
+	_Atomic uint32_t nudges;      /* unordered INTR reminders (generation 0) */
 	_Atomic unsigned spin;        /* a slow CPU: widens the sender's window */
 	uint8_t type[MAX_MSGS];
 	uint32_t gen[MAX_MSGS];
@@ -59,6 +60,11 @@ static bool recorder_receive(void *dev, void *msg)
 	if (m->type != LEGACY_INTR && m->type != LEGACY_DEASSERT_INTR)
 		return false;
 	level = m->type == LEGACY_INTR;
+	if (level && m->value == 0) {
+		/* A nudge from a thread that found the delivery token taken. */
+		atomic_fetch_add(&r->nudges, 1);
+		return true;
+	}
 	n = atomic_load_explicit(&r->count, memory_order_relaxed);
 	if (level == atomic_load_explicit(&r->level, memory_order_relaxed) || m->value != n + 1)
 		atomic_fetch_add(&r->bad_order, 1);
