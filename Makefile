@@ -28,7 +28,7 @@ STRESS_SRCS := $(wildcard tests/stress/*.c)
 VMM := $(BUILD)/vmm
 IRQSTRESS := $(BUILD)/irqstress
 
-.PHONY: all test unit-tests guest-tests tsan-tests linux-tests clean run run-demo bench
+.PHONY: all test unit-tests guest-tests tsan-tests linux-tests clean run run-demo
 all: $(VMM) $(UNIT_BINS) $(if $(STRESS_SRCS),$(IRQSTRESS)) guests
 
 $(BUILD)/obj/%.o: %.c
@@ -47,6 +47,7 @@ $(IRQSTRESS): $(STRESS_SRCS:%.c=$(BUILD)/obj/%.o) $(CORE_OBJS)
 
 include tests/guests/guests.mk
 include tests/guests/linux/linux.mk
+include bench/bench.mk
 
 # The README's test command.  Unit tests, guest tests in both I/O modes,
 # then the concurrency tests again under ThreadSanitizer.

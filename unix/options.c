@@ -67,7 +67,7 @@ void options_usage(FILE *out, const char *prog)
 "                     the default), not at all (off), or to the cores in\n"
 "                     LIST, e.g. 2,3,4\n"
 "  --spin N           spin N pauses before sleeping on an I/O completion\n"
-"                     (default: 2000 if a host core is free, else 0)\n"
+"                     (default 0: measured no better on these hosts)\n"
 "  --device SPEC      add a device, SPEC is name[:args]; repeatable\n"
 "  --no-defaults      do not add the default devices\n"
 "  --stats            print per-bus and per-vCPU counters at exit\n"

@@ -17,6 +17,7 @@
  */
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -172,6 +173,15 @@ struct iothread *iothread_start(void)
 		return NULL;
 	}
 	return it;
+}
+
+int iothread_pin(struct iothread *it, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return -pthread_setaffinity_np(it->thread, sizeof(set), &set);
 }
 
 void iothread_stop(struct iothread *it)

@@ -12,6 +12,8 @@
 struct iothread;
 
 struct iothread *iothread_start(void);
+/* Pin the I/O thread to host core @cpu; -errno on failure. */
+int iothread_pin(struct iothread *it, int cpu);
 /* Run what is queued, then stop the thread. */
 void iothread_stop(struct iothread *it);
 const struct bus_serializer *iothread_serializer(struct iothread *it);
