@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +26,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 #include "vmm/decompress.h"
+#include "vmm/log.h"
 
 /* liblzma's dictionary memory: the kernel's xz uses 32 MiB, its lzma 64 MiB. */
 #define LZMA_MEMLIMIT (256ull << 20)
@@ -43,18 +43,8 @@ struct obuf {
 	size_t first;             /* size of the first allocation */
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct dctx *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+/* Say why in the caller's error buffer and return @code. */
+#define fail(c, code, ...) report_error((c)->err, (c)->errlen, (code), __VA_ARGS__)
 
 static uint32_t le32(const uint8_t *p)
 {

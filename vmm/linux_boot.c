@@ -21,7 +21,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,18 +62,8 @@ struct lb_kernel {
 	enum kcomp comp;
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct lb_ctx *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+/* Say why in the caller's error buffer and return @code. */
+#define fail(c, code, ...) report_error((c)->err, (c)->errlen, (code), __VA_ARGS__)
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {

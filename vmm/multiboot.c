@@ -20,7 +20,6 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,18 +66,8 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct mb_ctx *c, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(c->err, c->errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
+/* Say why in the caller's error buffer and return @code. */
+#define fail(c, code, ...) report_error((c)->err, (c)->errlen, (code), __VA_ARGS__)
 
 static void file_close(struct mb_file *f)
 {
