@@ -52,11 +52,8 @@ struct ioapic {
 	uint32_t level;               /* input per pin as the device drives it */
 	uint64_t rte[IOAPIC_PINS];
 	struct ioapic_stats stats;
-	struct ioapic *next;          /* registry */
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ioapic *registry;
 
 int ioapic_line_to_pin(unsigned line)
 {
@@ -314,42 +311,9 @@ struct ioapic_stats ioapic_stats(const struct ioapic *io)
 	return io->stats;
 }
 
-static void registry_remove(struct ioapic *io)
-{
-	pthread_mutex_lock(&registry_lock);
-	for (struct ioapic **p = &registry; *p; p = &(*p)->next)
-		if (*p == io) {
-			*p = io->next;
-			break;
-		}
-	pthread_mutex_unlock(&registry_lock);
-}
-
 struct ioapic *ioapic_find(struct vm *vm)
 {
-	struct ioapic *io;
-
-	pthread_mutex_lock(&registry_lock);
-	for (io = registry; io && io->vm != vm; io = io->next)
-		;
-	pthread_mutex_unlock(&registry_lock);
-	return io;
-}
-
-/* Claim @vm in the registry; false if it already has an IOAPIC. */
-static bool registry_add(struct ioapic *io)
-{
-	bool ok = true;
-
-	pthread_mutex_lock(&registry_lock);
-	for (struct ioapic *o = registry; o; o = o->next)
-		ok &= o->vm != io->vm;
-	if (ok) {
-		io->next = registry;
-		registry = io;
-	}
-	pthread_mutex_unlock(&registry_lock);
-	return ok;
+	return vm_device_find(vm, "ioapic");
 }
 
 struct ioapic *ioapic_create(struct vm *vm, uint64_t base)
@@ -362,7 +326,7 @@ struct ioapic *ioapic_create(struct vm *vm, uint64_t base)
 	io->base = base;
 	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
 		io->rte[pin] = IOAPIC_RTE_MASKED;
-	if (!registry_add(io)) {
+	if (vm_device_claim(vm, "ioapic", io)) {
 		free(io);
 		return NULL;
 	}
@@ -378,7 +342,7 @@ fail_irq:
 fail_mmio:
 	range_bus_remove(vm->bus.mmio, base);
 fail_registry:
-	registry_remove(io);
+	vm_device_release(io->vm, "ioapic", io);
 	free(io);
 	return NULL;
 }
@@ -391,7 +355,7 @@ void ioapic_destroy(struct ioapic *io)
 	bus_detach(io->vm->bus.eoi, ioapic_eoi_msg, io);
 	bus_detach(io->vm->bus.irq, ioapic_irq, io);
 	range_bus_remove(io->vm->bus.mmio, io->base);
-	registry_remove(io);
+	vm_device_release(io->vm, "ioapic", io);
 	free(io);
 }
 

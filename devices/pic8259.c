@@ -89,14 +89,11 @@ struct pic {
 	_Atomic uint64_t cfg;
 	_Atomic uint32_t deliv;
 	struct vm *vm;
-	struct pic *next;          /* registry, under registry_lock */
 	_Atomic uint64_t acks, spurious;   /* statistics, relaxed */
 	_Atomic uint64_t deferred;         /* deliveries left to a token holder */
 	_Atomic bool warned_8080;
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pic *registry;
 
 /* ---- Priority logic: pure functions of one snapshot of both words. ---- */
 
@@ -773,24 +770,7 @@ static const uint16_t pic_port_bases[] = { 0x20, 0xa0, 0x4d0 };
 
 struct pic *pic_find(struct vm *vm)
 {
-	struct pic *p;
-
-	pthread_mutex_lock(&registry_lock);
-	for (p = registry; p && p->vm != vm; p = p->next)
-		;
-	pthread_mutex_unlock(&registry_lock);
-	return p;
-}
-
-static void registry_remove(struct pic *pic)
-{
-	pthread_mutex_lock(&registry_lock);
-	for (struct pic **pp = &registry; *pp; pp = &(*pp)->next)
-		if (*pp == pic) {
-			*pp = pic->next;
-			break;
-		}
-	pthread_mutex_unlock(&registry_lock);
+	return vm_device_find(vm, "pic");
 }
 
 static void pic_detach(struct pic *pic, unsigned nports, bool irq, bool legacy)
@@ -808,11 +788,13 @@ struct pic *pic_create(struct vm *vm)
 	struct pic *pic;
 	unsigned n;
 
-	if (pic_find(vm))
-		return NULL;
 	pic = calloc(1, sizeof(*pic));
 	if (!pic)
 		return NULL;
+	if (vm_device_claim(vm, "pic", pic)) {
+		free(pic);
+		return NULL;
+	}
 	pic->vm = vm;
 	for (n = 0; n < 3; n++)
 		if (range_bus_add(vm->bus.pio, pic_port_bases[n], 2, pic_pio, true, pic))
@@ -821,16 +803,13 @@ struct pic *pic_create(struct vm *vm)
 		goto fail;
 	if (bus_attach(vm->bus.legacy, pic_legacy_receive, bus_claim_always, pic)) {
 		pic_detach(pic, n, true, false);
-		free(pic);
-		return NULL;
+		goto release;
 	}
-	pthread_mutex_lock(&registry_lock);
-	pic->next = registry;
-	registry = pic;
-	pthread_mutex_unlock(&registry_lock);
 	return pic;
 fail:
 	pic_detach(pic, n, false, false);
+release:
+	vm_device_release(vm, "pic", pic);
 	free(pic);
 	return NULL;
 }
@@ -839,7 +818,7 @@ void pic_destroy(struct pic *pic)
 {
 	if (!pic)
 		return;
-	registry_remove(pic);
+	vm_device_release(pic->vm, "pic", pic);
 	pic_detach(pic, 3, true, true);
 	free(pic);
 }
@@ -847,8 +826,10 @@ void pic_destroy(struct pic *pic)
 /* At VM teardown the buses go away with everything on them. */
 static void pic_release(void *ctx)
 {
-	registry_remove(ctx);
-	free(ctx);
+	struct pic *pic = ctx;
+
+	vm_device_release(pic->vm, "pic", pic);
+	free(pic);
 }
 
 void pic_bios_init(struct pic *pic)

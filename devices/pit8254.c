@@ -539,11 +539,8 @@ struct pit {
 	struct pit_chip chip;
 	struct pit_irq_track irq;
 	unsigned timer;
-	struct pit *next;   /* registry */
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct pit *registry;
 
 static void irq0_update(struct pit *pit, uint64_t now)
 {
@@ -632,41 +629,9 @@ const struct pit_irq_track *pit_irq_stats(const struct pit *pit)
 	return &pit->irq;
 }
 
-static void registry_remove(struct pit *pit)
-{
-	pthread_mutex_lock(&registry_lock);
-	for (struct pit **p = &registry; *p; p = &(*p)->next)
-		if (*p == pit) {
-			*p = pit->next;
-			break;
-		}
-	pthread_mutex_unlock(&registry_lock);
-}
-
 struct pit *pit_find(struct vm *vm)
 {
-	struct pit *pit;
-
-	pthread_mutex_lock(&registry_lock);
-	for (pit = registry; pit && pit->vm != vm; pit = pit->next)
-		;
-	pthread_mutex_unlock(&registry_lock);
-	return pit;
-}
-
-static bool registry_add(struct pit *pit)
-{
-	bool ok = true;
-
-	pthread_mutex_lock(&registry_lock);
-	for (struct pit *o = registry; o; o = o->next)
-		ok &= o->vm != pit->vm;
-	if (ok) {
-		pit->next = registry;
-		registry = pit;
-	}
-	pthread_mutex_unlock(&registry_lock);
-	return ok;
+	return vm_device_find(vm, "pit");
 }
 
 struct pit *pit_create(struct vm *vm)
@@ -681,7 +646,7 @@ struct pit *pit_create(struct vm *vm)
 	pit->vm = vm;
 	pit_chip_reset(&pit->chip);
 	pit_irq_track_init(&pit->irq, &pit->chip, vm_clock_ns(vm));
-	if (!registry_add(pit)) {
+	if (vm_device_claim(vm, "pit", pit)) {
 		free(pit);
 		return NULL;
 	}
@@ -698,7 +663,7 @@ fail_61:
 fail_ch:
 	range_bus_remove(vm->bus.pio, PIT_PORT_CH0);
 fail_registry:
-	registry_remove(pit);
+	vm_device_release(pit->vm, "pit", pit);
 	free(pit);
 	return NULL;
 }
@@ -713,7 +678,7 @@ void pit_destroy(struct pit *pit)
 	range_bus_remove(pit->vm->bus.pio, PIT_PORT_CH0);
 	if (pit->vm->timers)
 		timer_cancel(pit->vm, pit->timer);
-	registry_remove(pit);
+	vm_device_release(pit->vm, "pit", pit);
 	free(pit);
 }
 

@@ -72,7 +72,6 @@
 
 struct rtc {
 	struct vm *vm;
-	struct rtc *next;              /* registry */
 	rtc_clock_fn clock;
 	void *clock_ctx;
 	int64_t host_base;             /* default source: UTC ns at VM time 0 */
@@ -87,8 +86,6 @@ struct rtc {
 	int64_t deadline;              /* source time the timer is armed for */
 };
 
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rtc *registry;
 
 static int64_t fdiv(__int128 a, int64_t b)
 {
@@ -504,39 +501,7 @@ bool rtc_nmi_masked(struct vm *vm)
 
 struct rtc *rtc_find(struct vm *vm)
 {
-	struct rtc *r;
-
-	pthread_mutex_lock(&registry_lock);
-	for (r = registry; r && r->vm != vm; r = r->next)
-		;
-	pthread_mutex_unlock(&registry_lock);
-	return r;
-}
-
-static bool registry_add(struct rtc *r)
-{
-	bool ok = true;
-
-	pthread_mutex_lock(&registry_lock);
-	for (struct rtc *o = registry; o; o = o->next)
-		ok &= o->vm != r->vm;
-	if (ok) {
-		r->next = registry;
-		registry = r;
-	}
-	pthread_mutex_unlock(&registry_lock);
-	return ok;
-}
-
-static void registry_remove(struct rtc *r)
-{
-	pthread_mutex_lock(&registry_lock);
-	for (struct rtc **p = &registry; *p; p = &(*p)->next)
-		if (*p == r) {
-			*p = r->next;
-			break;
-		}
-	pthread_mutex_unlock(&registry_lock);
+	return vm_device_find(vm, "rtc");
 }
 
 static int64_t host_utc_ns(void)
@@ -563,7 +528,7 @@ struct rtc *rtc_create(struct vm *vm)
 	r->last = source_now(r);
 	r->deadline = NEVER;
 	cmos_init(r->cmos, vm->mem.size);
-	if (!registry_add(r)) {
+	if (vm_device_claim(vm, "rtc", r)) {
 		free(r);
 		return NULL;
 	}
@@ -576,7 +541,7 @@ struct rtc *rtc_create(struct vm *vm)
 fail_ports:
 	range_bus_remove(vm->bus.pio, RTC_PORT_INDEX);
 fail_registry:
-	registry_remove(r);
+	vm_device_release(r->vm, "rtc", r);
 	free(r);
 	return NULL;
 }
@@ -590,7 +555,7 @@ void rtc_destroy(struct rtc *r)
 	range_bus_remove(r->vm->bus.pio, RTC_PORT_INDEX);
 	if (r->vm->timers)
 		timer_cancel(r->vm, r->timer);
-	registry_remove(r);
+	vm_device_release(r->vm, "rtc", r);
 	free(r);
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "vmm/device.h"
 #include "vmm/log.h"
+#include "vmm/vm.h"
 
 static struct device_model *models;
 
@@ -39,4 +40,58 @@ int device_create(struct vm *vm, const char *spec)
 		return -ENOENT;
 	}
 	return m->create(vm, colon ? colon + 1 : "");
+}
+
+static struct vm_named_device *named_slot(struct vm *vm, const char *name)
+{
+	for (unsigned i = 0; i < VM_MAX_NAMED_DEVICES; i++)
+		if (vm->named[i].name && !strcmp(vm->named[i].name, name))
+			return &vm->named[i];
+	return NULL;
+}
+
+int vm_device_claim(struct vm *vm, const char *name, void *dev)
+{
+	struct vm_named_device *free_slot = NULL;
+	int err = -ENOSPC;
+
+	pthread_mutex_lock(&vm->named_lock);
+	if (named_slot(vm, name)) {
+		err = -EEXIST;
+	} else {
+		for (unsigned i = 0; i < VM_MAX_NAMED_DEVICES && !free_slot; i++)
+			if (!vm->named[i].name)
+				free_slot = &vm->named[i];
+		if (free_slot) {
+			*free_slot = (struct vm_named_device){ .name = name, .dev = dev };
+			err = 0;
+		}
+	}
+	pthread_mutex_unlock(&vm->named_lock);
+	return err;
+}
+
+void *vm_device_find(struct vm *vm, const char *name)
+{
+	struct vm_named_device *slot;
+	void *dev;
+
+	if (!vm)
+		return NULL;
+	pthread_mutex_lock(&vm->named_lock);
+	slot = named_slot(vm, name);
+	dev = slot ? slot->dev : NULL;
+	pthread_mutex_unlock(&vm->named_lock);
+	return dev;
+}
+
+void vm_device_release(struct vm *vm, const char *name, void *dev)
+{
+	struct vm_named_device *slot;
+
+	pthread_mutex_lock(&vm->named_lock);
+	slot = named_slot(vm, name);
+	if (slot && slot->dev == dev)
+		*slot = (struct vm_named_device){ 0 };
+	pthread_mutex_unlock(&vm->named_lock);
 }

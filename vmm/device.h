@@ -21,6 +21,15 @@ const struct device_model *device_model_first(void);
 /* Create a device from "name:args" on @vm: 0, or a negative errno. */
 int device_create(struct vm *vm, const char *spec);
 
+/*
+ * The one instance of a model a VM has (its PIC, its PIT ...), for models
+ * that must find each other: the bios initialises the PIC and PIT.
+ * claim: 0, or -EEXIST if the VM has one already (-ENOSPC if full).
+ */
+int vm_device_claim(struct vm *vm, const char *name, void *dev);
+void *vm_device_find(struct vm *vm, const char *name);
+void vm_device_release(struct vm *vm, const char *name, void *dev);
+
 #define DEVICE_MODEL(var, ...)                                              \
 	static struct device_model var = { __VA_ARGS__ };                   \
 	__attribute__((constructor)) static void var##_register(void)       \

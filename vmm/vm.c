@@ -33,6 +33,7 @@ int vm_init_buses(struct vm *vm, enum io_mode mode)
 	vm->io_mode = mode;
 	pthread_mutex_init(&vm->exit_lock, NULL);
 	pthread_mutex_init(&vm->pause.lock, NULL);
+	pthread_mutex_init(&vm->named_lock, NULL);
 	pthread_cond_init(&vm->exit_cond, NULL);
 	vm->bus.pio = range_bus_create("pio", sizeof(struct msg_pio));
 	vm->bus.mmio = range_bus_create("mmio", sizeof(struct msg_mmio));

@@ -45,6 +45,13 @@ struct vm_pause {
 	uint64_t kvmclock;            /* KVM_GET_CLOCK at the stop */
 };
 
+/* A model's one instance on this VM, for models that find each other. */
+#define VM_MAX_NAMED_DEVICES 16
+struct vm_named_device {
+	const char *name;
+	void *dev;
+};
+
 struct vm_exit_hook {
 	void (*fn)(void *ctx);
 	void *ctx;
@@ -63,6 +70,8 @@ struct vm {
 	struct vm_buses bus;
 	struct vm_exit_hook *exit_hooks;
 	struct vm_pause pause;
+	pthread_mutex_t named_lock;
+	struct vm_named_device named[VM_MAX_NAMED_DEVICES];
 
 	_Atomic bool exiting;     /* set once; every vCPU leaves its loop */
 	int exit_status;
