@@ -828,6 +828,7 @@ int qmp_start(struct vm *vm, const char *spec, bool wait)
 	pthread_mutex_lock(&qmp.lock);
 	qmp.srv = srv;
 	pthread_mutex_unlock(&qmp.lock);
+	vm->crash_hook = qmp_event_guest_panicked;   /* GUEST_PANICKED at the crash */
 	pr_info("QMP on %s%s", spec + 5, wait ? ", waiting for 'cont'" : "");
 	return 0;
 }
@@ -880,7 +881,7 @@ void qmp_stop(int status)
 	if (!qmp.srv)
 		return;
 	if (status == EXIT_GUEST_CRASH)
-		qmp_event_guest_panicked(NULL);
+		qmp_event_guest_panicked(NULL);   /* once: the crash hook may have sent it */
 	reason = shutdown_reason(status, &guest);
 	emit_event("SHUTDOWN", json_pack("{s:b,s:s}", "guest", guest, "reason", reason));
 	pthread_mutex_lock(&qmp.lock);

@@ -88,6 +88,8 @@ static bool guest_crashed(struct vcpu *vcpu, const char *what)
 {
 	pr_err("vCPU %u: %s", vcpu->id, what);
 	cpu_state_dump(vcpu, stderr);
+	if (vcpu->vm->crash_hook)
+		vcpu->vm->crash_hook(what);
 	vm_request_exit(vcpu->vm, EXIT_GUEST_CRASH);
 	return false;
 }

@@ -70,6 +70,8 @@ struct vm {
 	struct vm_buses bus;
 	struct vm_exit_hook *exit_hooks;
 	struct vm_pause pause;
+	/* Told of a guest crash on the crashing vCPU's thread (QMP's event). */
+	void (*crash_hook)(const char *what);
 	pthread_mutex_t named_lock;
 	struct vm_named_device named[VM_MAX_NAMED_DEVICES];
 
