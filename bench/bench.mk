@@ -6,7 +6,7 @@
 #                         and doc/bench/*.svg, print the tables
 #   make bench REPS=3     fewer repetitions (default 5)
 #   make bench QEMU=0     leave the QEMU peer out (reported as not run)
-#   make bench LINUX=1    add the Linux boot milestones (not implemented yet)
+#   make bench LINUX=1    add the Linux boot milestones (needs make linux-guest)
 #   make bench-deps       install gnuplot and QEMU from Debian
 BENCH_DIR        := $(BUILD)/bench
 BENCH_GUEST_DIR  := build/bench/guests
@@ -49,7 +49,7 @@ bench-bins: $(BENCH_BINS)
 
 # irqstress is built on the way, but a build failure is reported in the
 # results (BENCH_IRQSTRESS_BUILD) instead of stopping the other parts.
-bench: $(if $(SAN),bench-no-san) bench-bins
+bench: $(if $(SAN),bench-no-san) bench-bins $(if $(filter 1,$(LINUX)),linux-guest)
 	@status=none; if [ -n "$(STRESS_SRCS)" ]; then \
 		if $(MAKE) --no-print-directory $(IRQSTRESS); then status=ok; else status=failed; fi; \
 	fi; \
