@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include "tests/unit/pio_access.h"
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -100,17 +101,12 @@ static int teardown(void **state)
 
 static uint32_t in_n(uint16_t port, unsigned size)
 {
-	struct msg_pio m = { .port = port, .size = size, .value = 0xdeadbeef };
-
-	assert_true(range_bus_send(f->vm.bus.pio, port, &m));
-	return m.value;
+	return vm_pio_in(&f->vm, port, size);
 }
 
 static void out_n(uint16_t port, unsigned size, uint32_t v)
 {
-	struct msg_pio m = { .port = port, .size = size, .write = true, .value = v };
-
-	assert_true(range_bus_send(f->vm.bus.pio, port, &m));
+	vm_pio_out(&f->vm, port, size, v);
 }
 
 static uint8_t cmos_read(uint8_t idx)
