@@ -78,18 +78,14 @@ static void save_clock(struct vm *vm)
 /* Move the guest TSC back by the paused time, so it does not jump. */
 static void restore_tsc(struct vcpu *vcpu, uint64_t paused_ns)
 {
-	uint64_t tsc, offset;
 	uint32_t khz;
-	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL,
-					.attr = KVM_VCPU_TSC_OFFSET,
-					.addr = (uint64_t)(uintptr_t)&offset };
+	int err;
 
-	if (vcpu->fd < 0 || vcpu_guest_tsc(vcpu, &tsc, &khz) < 0 ||
-	    ioctl(vcpu->fd, KVM_GET_DEVICE_ATTR, &attr) < 0)
+	if (vcpu->fd < 0 || vcpu_tsc_khz(vcpu, &khz) < 0)
 		return;
-	offset -= (uint64_t)((unsigned __int128)paused_ns * khz / 1000000);
-	if (ioctl(vcpu->fd, KVM_SET_DEVICE_ATTR, &attr) < 0)
-		pr_warn("vCPU %u: cannot adjust the TSC offset: %s", vcpu->id, strerror(errno));
+	err = vcpu_tsc_offset_add(vcpu, -(int64_t)((unsigned __int128)paused_ns * khz / 1000000));
+	if (err < 0)
+		pr_warn("vCPU %u: cannot adjust the TSC offset: %s", vcpu->id, strerror(-err));
 }
 
 static void restore_clock(struct vm *vm)

@@ -119,15 +119,11 @@ static int cpu_read(struct vcpu *vcpu, struct cpu_image *c, bool sregs2)
 /* Move the TSC offset so that the guest reads @tsc now. */
 static int set_guest_tsc(struct vcpu *vcpu, uint64_t tsc)
 {
-	uint64_t now, offset;
-	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
-					.addr = (uint64_t)(uintptr_t)&offset };
+	uint64_t now;
 
-	if (ioctl(vcpu->fd, KVM_GET_DEVICE_ATTR, &attr) < 0 ||
-	    read_msr(vcpu, MSR_IA32_TSC, &now) < 0)
+	if (read_msr(vcpu, MSR_IA32_TSC, &now) < 0)
 		return -errno;
-	offset += tsc - now;
-	return ioctl(vcpu->fd, KVM_SET_DEVICE_ATTR, &attr) < 0 ? -errno : 0;
+	return vcpu_tsc_offset_add(vcpu, (int64_t)(tsc - now));
 }
 
 static int cpu_write(struct vcpu *vcpu, const struct cpu_image *c)

@@ -105,27 +105,50 @@ void vcpu_set_irq_ops(struct vcpu *vcpu, const struct vcpu_irq_ops *ops, void *c
 	vcpu->irq = ops;
 }
 
-int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz)
+int vcpu_tsc_khz(struct vcpu *vcpu, uint32_t *khz)
 {
-	if (kvm_forbidden_here())
-		return -EPERM;
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry entry;
-	} msrs = { .hdr.nmsrs = 1, .entry.index = 0x10 /* IA32_TIME_STAMP_COUNTER */ };
 	int ret;
 
+	if (kvm_forbidden_here())
+		return -EPERM;
 	if (!vcpu->tsc_khz) {
 		ret = ioctl(vcpu->fd, KVM_GET_TSC_KHZ);
 		if (ret <= 0)
 			return -EINVAL;
 		vcpu->tsc_khz = (uint32_t)ret;
 	}
+	*khz = vcpu->tsc_khz;
+	return 0;
+}
+
+int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry entry;
+	} msrs = { .hdr.nmsrs = 1, .entry.index = 0x10 /* IA32_TIME_STAMP_COUNTER */ };
+	int ret = vcpu_tsc_khz(vcpu, khz);
+
+	if (ret < 0)
+		return ret;
 	if (ioctl(vcpu->fd, KVM_GET_MSRS, &msrs) != 1)
 		return -EIO;
 	*tsc = msrs.entry.data;
-	*khz = vcpu->tsc_khz;
 	return 0;
+}
+
+int vcpu_tsc_offset_add(struct vcpu *vcpu, int64_t delta)
+{
+	uint64_t offset;
+	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+					.addr = (uint64_t)(uintptr_t)&offset };
+
+	if (kvm_forbidden_here())
+		return -EPERM;
+	if (ioctl(vcpu->fd, KVM_GET_DEVICE_ATTR, &attr) < 0)
+		return -errno;
+	offset += (uint64_t)delta;
+	return ioctl(vcpu->fd, KVM_SET_DEVICE_ATTR, &attr) < 0 ? -errno : 0;
 }
 
 /* Take every pending event bit, keeping the version. */

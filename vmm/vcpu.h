@@ -105,5 +105,11 @@ struct vcpu *vcpu_current(void);
 
 void vcpu_set_irq_ops(struct vcpu *vcpu, const struct vcpu_irq_ops *ops, void *ctx);
 
-/* vCPU thread only: the guest's TSC now and its rate; -errno if unknown. */
+/*
+ * The guest TSC.  KVM vCPU ioctls: call on the vCPU's own thread, or while
+ * the VM is paused.  0 or -errno.
+ */
+int vcpu_tsc_khz(struct vcpu *vcpu, uint32_t *khz);
 int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz);
+/* Move the guest TSC by @delta ticks (KVM_VCPU_TSC_OFFSET: IA32_TSC writes are ignored here). */
+int vcpu_tsc_offset_add(struct vcpu *vcpu, int64_t delta);
