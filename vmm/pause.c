@@ -100,6 +100,13 @@ static void restore_clock(struct vm *vm)
 		pr_warn("cannot restore the kvmclock: %s", strerror(errno));
 }
 
+/* Every vCPU sleeping at its pause point looks again. */
+static void wake_paused_vcpus(struct vm *vm)
+{
+	atomic_fetch_add(&vm->pause.resume_gen, 1);
+	syscall(SYS_futex, &vm->pause.resume_gen, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+}
+
 int vm_pause(struct vm *vm)
 {
 	if (kvm_forbidden_here())
@@ -130,9 +137,7 @@ void vm_resume(struct vm *vm)
 		if (vm->timers)
 			timer_service_resume(vm->timers);
 		atomic_store(&vm->pause.requested, false);
-		atomic_fetch_add(&vm->pause.resume_gen, 1);
-		syscall(SYS_futex, &vm->pause.resume_gen, FUTEX_WAKE_PRIVATE, INT32_MAX,
-			NULL, NULL, 0);
+		wake_paused_vcpus(vm);
 	}
 	pthread_mutex_unlock(&vm->pause.lock);
 }
@@ -145,6 +150,5 @@ bool vm_is_paused(struct vm *vm)
 /* An exit request must also free vCPUs sleeping at their pause point. */
 void vm_pause_release_for_exit(struct vm *vm)
 {
-	atomic_fetch_add(&vm->pause.resume_gen, 1);
-	syscall(SYS_futex, &vm->pause.resume_gen, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
+	wake_paused_vcpus(vm);
 }
