@@ -252,14 +252,14 @@ static void header_save(struct vm *vm, struct stream *s)
 	stream_section_end(s);
 }
 
-static void save_all(struct vm *vm, struct stream *s)
+int vm_state_save(struct vm *vm, struct stream *s, unsigned parts)
 {
 	bool sregs2 = have_sregs2(vm);
 
 	header_save(vm, s);
-	for (unsigned i = 0; i < vm->mem.count; i++)
+	for (unsigned i = 0; i < vm->mem.count && (parts & VM_STATE_RAM); i++)
 		ram_save(s, &vm->mem.region[i], i);
-	for (unsigned i = 0; i < vm->ncpus && !stream_error(s); i++) {
+	for (unsigned i = 0; i < vm->ncpus && (parts & VM_STATE_CPUS) && !stream_error(s); i++) {
 		struct cpu_image c;
 		int err = cpu_read(vm->vcpu[i], &c, sregs2);
 
@@ -271,7 +271,9 @@ static void save_all(struct vm *vm, struct stream *s)
 		stream_put(s, &c, sizeof(c));
 		stream_section_end(s);
 	}
-	devices_send(vm, s, RESTORE_SAVE);
+	if (parts & VM_STATE_DEVICES)
+		devices_send(vm, s, RESTORE_SAVE);
+	return stream_error(s);
 }
 
 int vm_snapshot_save(struct vm *vm, const char *path, bool stay_stopped,
@@ -286,7 +288,7 @@ int vm_snapshot_save(struct vm *vm, const char *path, bool stay_stopped,
 
 	vm_pause(vm);
 	if (stream_open_write(&s, path) == 0)
-		save_all(vm, &s);
+		vm_state_save(vm, &s, VM_STATE_ALL);
 	ret = stream_close(&s);
 	if (ret) {
 		snprintf(err, errlen, "snapshot %s: %s", path, stream_why(&s));
@@ -339,29 +341,31 @@ static int cpu_get(struct stream *s, unsigned i, struct cpu_image *c)
 }
 
 /* Everything but the devices' own sections, before anything is applied. */
-static int verify_all(struct vm *vm, struct stream *s, uint64_t *clock, uint64_t *kvmclock)
+static int verify_all(struct vm *vm, struct stream *s, unsigned parts,
+		      uint64_t *clock, uint64_t *kvmclock)
 {
 	struct cpu_image c;
 
 	if (header_check(vm, s, clock, kvmclock))
 		return stream_error(s);
-	for (unsigned i = 0; i < vm->mem.count; i++)
+	for (unsigned i = 0; i < vm->mem.count && (parts & VM_STATE_RAM); i++)
 		if (ram_load(s, &vm->mem.region[i], i, false))
 			return stream_error(s);
-	for (unsigned i = 0; i < vm->ncpus; i++)
+	for (unsigned i = 0; i < vm->ncpus && (parts & VM_STATE_CPUS); i++)
 		if (cpu_get(s, i, &c))
 			return stream_error(s);
 	return 0;
 }
 
-static int apply_all(struct vm *vm, struct stream *s, uint64_t clock, uint64_t kvmclock)
+static int apply_all(struct vm *vm, struct stream *s, unsigned parts,
+		     uint64_t clock, uint64_t kvmclock)
 {
 	const struct stream_section *extra;
 
-	for (unsigned i = 0; i < vm->mem.count; i++)
+	for (unsigned i = 0; i < vm->mem.count && (parts & VM_STATE_RAM); i++)
 		if (ram_load(s, &vm->mem.region[i], i, true))
 			return stream_error(s);
-	for (unsigned i = 0; i < vm->ncpus; i++) {
+	for (unsigned i = 0; i < vm->ncpus && (parts & VM_STATE_CPUS); i++) {
 		struct cpu_image c;
 		int err;
 
@@ -373,7 +377,7 @@ static int apply_all(struct vm *vm, struct stream *s, uint64_t clock, uint64_t k
 	}
 	if (vm->timers)
 		timer_service_set_clock(vm->timers, clock);
-	if (devices_send(vm, s, RESTORE_LOAD))
+	if ((parts & VM_STATE_DEVICES) && devices_send(vm, s, RESTORE_LOAD))
 		return stream_error(s);
 	extra = stream_unused_section(s);
 	if (extra)
@@ -386,32 +390,36 @@ static int apply_all(struct vm *vm, struct stream *s, uint64_t clock, uint64_t k
 	return 0;
 }
 
+int vm_state_load(struct vm *vm, struct stream *s, unsigned parts, bool *applied)
+{
+	uint64_t clock = 0, kvmclock = 0;
+
+	*applied = false;
+	if (verify_all(vm, s, parts, &clock, &kvmclock))
+		return stream_error(s);
+	*applied = true;
+	return apply_all(vm, s, parts, clock, kvmclock);
+}
+
 int vm_snapshot_restore(struct vm *vm, const char *path, char *err, size_t errlen)
 {
 	if (kvm_forbidden_here()) {
 		snprintf(err, errlen, "refusing to use KVM in a forked child");
 		return -EPERM;
 	}
-	uint64_t clock = 0, kvmclock = 0;
 	struct stream s;
+	bool applied = false;
 	int ret;
 
 	vm_pause(vm);
 	ret = stream_open_read(&s, path);
 	if (!ret)
-		ret = verify_all(vm, &s, &clock, &kvmclock);
-	if (ret) {
-		/* Nothing applied: the VM runs on as it was. */
-		snprintf(err, errlen, "cannot restore %s: %s", path, stream_why(&s));
-		stream_close(&s);
-		vm_resume(vm);
-		return ret;
-	}
-	ret = apply_all(vm, &s, clock, kvmclock);
+		ret = vm_state_load(vm, &s, VM_STATE_ALL, &applied);
 	if (ret) {
 		snprintf(err, errlen, "cannot restore %s: %s", path, stream_why(&s));
-		/* Half loaded: it must never run. */
-		vm_request_exit(vm, 1);
+		/* Half loaded, it must never run; untouched, it runs on as it was. */
+		if (applied)
+			vm_request_exit(vm, 1);
 	}
 	stream_close(&s);
 	vm_resume(vm);

@@ -21,6 +21,24 @@ int vm_snapshot_save(struct vm *vm, const char *path, bool stay_stopped,
 int vm_snapshot_restore(struct vm *vm, const char *path, char *err, size_t errlen);
 
 /*
+ * The same on a stream the caller opened (vmm/stream.h: a file, a memfd, a
+ * buffer received from a migration source), for a VM the caller paused.
+ * @parts picks what goes in besides the header: a migration sends RAM
+ * separately.  Loading verifies everything but the devices' sections
+ * before it applies anything; *@applied says whether it got that far, in
+ * which case a failure leaves a half-loaded VM that must never run.
+ */
+enum vm_state_parts {
+	VM_STATE_RAM = 1,
+	VM_STATE_CPUS = 2,
+	VM_STATE_DEVICES = 4,
+	VM_STATE_ALL = 7,
+};
+struct stream;
+int vm_state_save(struct vm *vm, struct stream *s, unsigned parts);
+int vm_state_load(struct vm *vm, struct stream *s, unsigned parts, bool *applied);
+
+/*
  * Debugging and tests: when the environment names VMM_SNAPSHOT_ON_SIGUSR2
  * a file, SIGUSR2 saves the VM there (and it runs on).
  */

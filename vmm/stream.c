@@ -68,19 +68,34 @@ const char *stream_why(const struct stream *s)
 
 /* Writing. */
 
-int stream_open_write(struct stream *s, const char *path)
+static int open_write(struct stream *s, FILE *f, const char *what)
 {
 	struct file_header h = { .magic = STREAM_MAGIC, .version = STREAM_FORMAT_VERSION };
 
 	memset(s, 0, sizeof(*s));
 	s->writing = true;
 	s->sec_start = -1;
-	s->f = fopen(path, "w+b");
+	s->f = f;
 	if (!s->f)
-		return stream_fail(s, -errno, "%s: %s", path, strerror(errno));
+		return stream_fail(s, -errno, "%s: %s", what, strerror(errno));
 	if (fwrite(&h, sizeof(h), 1, s->f) != 1)
-		return stream_fail(s, -EIO, "%s: write failed", path);
+		return stream_fail(s, -EIO, "%s: write failed", what);
 	return 0;
+}
+
+int stream_open_write(struct stream *s, const char *path)
+{
+	return open_write(s, fopen(path, "w+b"), path);
+}
+
+int stream_open_write_fd(struct stream *s, int fd)
+{
+	int own = dup(fd);
+	FILE *f = own >= 0 ? fdopen(own, "w+b") : NULL;
+
+	if (!f && own >= 0)
+		close(own);
+	return open_write(s, f, "snapshot fd");
 }
 
 static void write_raw(struct stream *s, const void *buf, size_t len)
@@ -151,7 +166,7 @@ void stream_put_u64(struct stream *s, uint64_t v) { stream_put(s, &v, sizeof(v))
 
 static void close_read(struct stream *s)
 {
-	if (s->map)
+	if (s->map && s->owns_map)
 		munmap((void *)s->map, s->size);
 	free(s->sections);
 	s->map = NULL;
@@ -222,27 +237,13 @@ static int verify(struct stream *s)
 	}
 }
 
-int stream_open_read(struct stream *s, const char *path)
+/* The file header, then every section (s->map and s->size are set). */
+static int open_mapped(struct stream *s, const char *path)
 {
 	struct file_header h;
-	struct stat st;
-	int fd;
 
-	memset(s, 0, sizeof(*s));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return stream_fail(s, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(h)) {
-		close(fd);
+	if (s->size < sizeof(h))
 		return stream_fail(s, -EINVAL, "%s: too short for a snapshot", path);
-	}
-	s->size = (size_t)st.st_size;
-	s->map = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (s->map == MAP_FAILED) {
-		s->map = NULL;
-		return stream_fail(s, -errno, "%s: mmap: %s", path, strerror(errno));
-	}
 	memcpy(&h, s->map, sizeof(h));
 	if (memcmp(h.magic, STREAM_MAGIC, sizeof(h.magic)))
 		return stream_fail(s, -EINVAL, "%s: not a snapshot (bad magic)", path);
@@ -253,6 +254,50 @@ int stream_open_read(struct stream *s, const char *path)
 	if (!s->sections)
 		return stream_fail(s, -ENOMEM, "out of memory");
 	return verify(s);
+}
+
+int stream_open_read_fd(struct stream *s, int fd, const char *what)
+{
+	struct stat st;
+
+	memset(s, 0, sizeof(*s));
+	if (fstat(fd, &st) < 0)
+		return stream_fail(s, -errno, "%s: %s", what, strerror(errno));
+	if (st.st_size < (off_t)sizeof(struct file_header))
+		return stream_fail(s, -EINVAL, "%s: too short for a snapshot", what);
+	s->size = (size_t)st.st_size;
+	s->map = mmap(NULL, s->size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (s->map == MAP_FAILED) {
+		s->map = NULL;
+		return stream_fail(s, -errno, "%s: mmap: %s", what, strerror(errno));
+	}
+	s->owns_map = true;
+	s->fd = fd;
+	return open_mapped(s, what);
+}
+
+int stream_open_read(struct stream *s, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0) {
+		memset(s, 0, sizeof(*s));
+		return stream_fail(s, -errno, "%s: %s", path, strerror(errno));
+	}
+	ret = stream_open_read_fd(s, fd, path);
+	close(fd);
+	s->fd = -1;
+	return ret;
+}
+
+int stream_open_read_mem(struct stream *s, const void *buf, size_t size, const char *what)
+{
+	memset(s, 0, sizeof(*s));
+	s->map = buf;
+	s->size = size;
+	s->fd = -1;
+	return open_mapped(s, what);
 }
 
 const struct stream_section *stream_section_find(const struct stream *s, const char *name,

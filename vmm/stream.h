@@ -50,6 +50,8 @@ struct stream {
 	/* Reading. */
 	const uint8_t *map;
 	size_t size;
+	bool owns_map;             /* unmapped on close (not for a caller's buffer) */
+	int fd;                    /* stream_open_read_fd's file while open, else -1 */
 	unsigned nsections;
 	struct stream_section *sections;
 	struct stream_section *cur;
@@ -57,8 +59,14 @@ struct stream {
 };
 
 int stream_open_write(struct stream *s, const char *path);
+/* Write into a seekable file the caller keeps open (a memfd, a temp file). */
+int stream_open_write_fd(struct stream *s, int fd);
 /* Map @path and verify its structure and every checksum. */
 int stream_open_read(struct stream *s, const char *path);
+/* The same for an open file (the caller closes it after stream_close). */
+int stream_open_read_fd(struct stream *s, int fd, const char *what);
+/* The same for a stream already in memory (a buffer the caller owns). */
+int stream_open_read_mem(struct stream *s, const void *buf, size_t size, const char *what);
 /* Writing: flush, fsync and close; the first error (or 0). */
 int stream_close(struct stream *s);
 
