@@ -12,6 +12,7 @@
 #include "vmm/cpu_state.h"
 #include "vmm/log.h"
 #include "vmm/vcpu.h"
+#include "vmm/insn_fallback.h"
 #include "vmm/vcpu_exit.h"
 #include "vmm/vm.h"
 
@@ -98,6 +99,11 @@ static bool internal_error(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	char what[160];
+
+	if (insn_fallback(vcpu)) {
+		atomic_store(&vcpu->state, VCPU_RUNNING);
+		return true;
+	}
 	int n = snprintf(what, sizeof(what), "KVM internal error, suberror %u%s",
 			 run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ?

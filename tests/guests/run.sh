@@ -29,6 +29,7 @@ badpoke     | 1 2 4 | | seed=1
 wildicr     | 1 2 4 | | seed=1
 triple      | 1     | | | 4 vCPU 0: triple fault; rip=; code at
 badinsn     | 1     | | | 4 KVM internal error; code at .*: f3 0f b8 c0
+trapinsn    | 1 2   | |
 '
 MODES="thread lock"
 TIMEOUT=${GUEST_TIMEOUT:-120}

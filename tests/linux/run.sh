@@ -127,7 +127,8 @@ stock() {
 			return
 		fi
 		echo "PASS debian cpus=2: userspace and poweroff; log $log"
-	elif [ $status -eq 0 ] && grep -qE "Attempted to kill init|Kernel panic" "$log"; then
+	elif [ $status -eq 0 ] && grep -q "Run /init as init process" "$log" &&
+	     grep -qE "Attempted to kill init|Kernel panic" "$log"; then
 		echo "PASS debian cpus=2: all milestones; init died at its first system call on this PVM host, the kernel panicked and the VMM exited cleanly on the reset; log $log"
 	elif [ $status -eq 4 ] && grep -q "KVM internal error" "$log" && grep -q "code at" "$log"; then
 		echo "PASS debian cpus=2: KVM's emulator failed and the VMM reported it (status 4, registers, code bytes); log $log"
