@@ -248,7 +248,8 @@ bench_guests() {
 
 # ---------------------------------------------------------------- 6: Linux
 
-# One boot per configuration, in the first rep only: a boot takes 20-60 s.
+# LINUX_REPS boots per configuration (bench/linux.sh), in the first rep only:
+# a boot takes 20-60 s.
 bench_linux() {
 	[ "$rep" = 1 ] || return
 	if [ "$LINUX" != 1 ]; then
@@ -259,7 +260,7 @@ bench_linux() {
 		error "Linux boot milestones: build/linux missing (make linux-guest)"
 		return
 	fi
-	say "Linux boots (one each, minutes)"
+	say "Linux boots (${LINUX_REPS:-3} each, minutes)"
 	bench/linux.sh "$RAW/linux.md" "$RAW" "$VMM" build/linux "$QEMU_BIN" 2>>"$ERRORS"
 }
 
