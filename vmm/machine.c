@@ -4,6 +4,7 @@
 #include "vmm/global_lock.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
+#include "vmm/insn_fallback.h"
 #include "vmm/machine.h"
 #include "vmm/vcpu.h"
 #include "vmm/vcpu_exit.h"
@@ -106,6 +107,9 @@ void machine_print_stats(struct vm *vm, FILE *out)
 		bus_stats_print(out, "cpu", bus_stats(vm->vcpu[i]->bus));
 	fprintf(out, "  unhandled: %llu port accesses, %llu MMIO accesses (reads gave all ones)\n",
 		(unsigned long long)vcpu_unhandled_pio(), (unsigned long long)vcpu_unhandled_mmio());
+	if (insn_fallback_count())
+		fprintf(out, "  ring-0 INT3/FWAIT performed by the VMM (host emulator refused): %llu\n",
+			(unsigned long long)insn_fallback_count());
 	if (vm->io_mode == IO_MODE_LOCK)
 		fprintf(out, "  global lock: %.3f ms waited in total\n", global_lock_wait_ns() / 1e6);
 	for (unsigned i = 0; i < vm->ncpus; i++)
