@@ -41,10 +41,51 @@ function failed(part, c,   i) {
 
 function ratio(name, x) { return cell("ratio", name, x, "x", 1) }
 
+# The cells after a row's label: " | " and cell(part, c, x, metric, scale) for
+# each "x:metric" word of @spec.  The caller closes the row.
+function cells(part, c, spec, scale,   n, s, i, xm, r) {
+	n = split(spec, s, " ")
+	for (i = 1; i <= n; i++) {
+		split(s[i], xm, ":")
+		r = r " | " cell(part, c, xm[1], xm[2], scale)
+	}
+	return r
+}
+
+# A row per word of @cfgs: the configuration, then cells(part, c, spec, 1).
+function cfg_rows(part, cfgs, spec,   n, c, i) {
+	n = split(cfgs, c, " ")
+	for (i = 1; i <= n; i++)
+		print "| " cfg[c[i]] cells(part, c[i], spec, 1) " |"
+}
+
+# Table rows of same-run ratios: one per word of @names, labelled by the
+# "|"-separated @labels, with a column per word of @xs.
+function ratio_rows(xs, names, labels,   n, nx, nm, lb, x, i, j) {
+	nx = split(xs, x, " ")
+	n = split(names, nm, " ")
+	split(labels, lb, "|")
+	for (i = 1; i <= n; i++) {
+		printf "| %s |", lb[i]
+		for (j = 1; j <= nx; j++) printf " %s |", ratio(nm[i], x[j])
+		printf "\n"
+	}
+}
+
 function exists(f,   line, r) {
 	r = (getline line < f) >= 0
 	close(f)
 	return r
+}
+
+# A table's header row, and under it the |---| rule for as many columns.
+function head(row,   r, n) {
+	r = row
+	n = gsub(/\|/, "", r)
+	r = "|"
+	while (--n > 0) r = r "---|"
+	print row
+	print r
 }
 
 function bus_table(title, metric, scale, rows,   n, r, i, t, nt, ts) {
@@ -63,20 +104,14 @@ function bus_table(title, metric, scale, rows,   n, r, i, t, nt, ts) {
 	printf "\n"
 }
 
-function ratio_table(title, names, labels,   n, nm, lb, i, t, nt, ts) {
+function ratio_table(title, names, labels,   t, nt, ts) {
 	nt = split(threads, ts, " ")
 	printf "### %s\n\n| ratio (same run) |", title
 	for (t = 1; t <= nt; t++) printf " %s |", ts[t]
 	printf "\n|---|"
 	for (t = 1; t <= nt; t++) printf "---|"
 	printf "\n"
-	n = split(names, nm, " ")
-	split(labels, lb, "|")
-	for (i = 1; i <= n; i++) {
-		printf "| %s |", lb[i]
-		for (t = 1; t <= nt; t++) printf " %s |", ratio(nm[i], ts[t])
-		printf "\n"
-	}
+	ratio_rows(threads, names, labels)
 	printf "\n"
 }
 
@@ -110,8 +145,7 @@ END {
 	print "reproduce it and what it says.  Every figure is the **median of " hdr["reps"] " runs [min–max]**;"
 	print "every ratio is taken between two figures of the same run, then summarised the same way."
 	print ""
-	print "| | |"
-	print "|---|---|"
+	head("| | |")
 	print "| date | " hdr["date"] " |"
 	print "| machine | `" hdr["machine"] "` |"
 	print "| CPU | " hdr["cpu"] " |"
@@ -172,59 +206,43 @@ END {
 	print ""
 	print "`p50`: median of 40 blocks of 100 accesses; `best`: the fastest block."
 	print ""
-	print "| configuration | `out` p50 | `out` best | `in` p50 | `in` best | `out` / floor | `in` / floor |"
-	print "|---|---|---|---|---|---|---|"
+	head("| configuration | `out` p50 | `out` best | `in` p50 | `in` best | `out` / floor | `in` / floor |")
 	n = split("floor lock thread claimed unassigned qemu-off qemu-on qemu-unassigned", c, " ")
 	for (i = 1; i <= n; i++)
-		print "| " cfg[c[i]] pioqemu[c[i]] " | " cell("pio", c[i], "out", "p50_ns", 1e-3) " | " \
-			cell("pio", c[i], "out", "best_ns", 1e-3) " | " cell("pio", c[i], "in", "p50_ns", 1e-3) " | " \
-			cell("pio", c[i], "in", "best_ns", 1e-3) " | " \
+		print "| " cfg[c[i]] pioqemu[c[i]] \
+			cells("pio", c[i], "out:p50_ns out:best_ns in:p50_ns in:best_ns", 1e-3) " | " \
 			(c[i] == "floor" ? "1" : ratio("pio_" c[i] "_over_floor", "out")) " | " \
 			(c[i] == "floor" ? "1" : ratio("pio_" c[i] "_over_floor", "in")) " |"
 	print ""
-	print "| ratio (same run, p50) | `out` | `in` |"
-	print "|---|---|---|"
-	print "| ours: I/O thread / global lock | " ratio("pio_thread_over_lock", "out") " | " ratio("pio_thread_over_lock", "in") " |"
-	print "| QEMU in-kernel irqchip (pc-testdev) / ours `--io lock` (testdev) | " ratio("pio_qemu-on_over_lock", "out") " | " ratio("pio_qemu-on_over_lock", "in") " |"
-	print "| unassigned port: QEMU / ours | " ratio("pio_qemu-unassigned_over_unassigned", "out") " | " ratio("pio_qemu-unassigned_over_unassigned", "in") " |"
+	head("| ratio (same run, p50) | `out` | `in` |")
+	ratio_rows("out in", "pio_thread_over_lock pio_qemu-on_over_lock pio_qemu-unassigned_over_unassigned", \
+		"ours: I/O thread / global lock|QEMU in-kernel irqchip (pc-testdev) / ours `--io lock` (testdev)|unassigned port: QEMU / ours")
 	print ""
 
 	print "### IPI ping-pong between two vCPUs: round trip (µs)"
 	print ""
-	print "| configuration | CPU 0 halted: p50 | p99 | CPU 0 spinning: p50 | p99 |"
-	print "|---|---|---|---|---|"
-	n = split("lock thread qemu-off qemu-on", c, " ")
-	for (i = 1; i <= n; i++)
-		print "| " cfg[c[i]] " | " cell("ipi", c[i], "hlt", "p50_us", 1) " | " cell("ipi", c[i], "hlt", "p99_us", 1) \
-			" | " cell("ipi", c[i], "spin", "p50_us", 1) " | " cell("ipi", c[i], "spin", "p99_us", 1) " |"
+	head("| configuration | CPU 0 halted: p50 | p99 | CPU 0 spinning: p50 | p99 |")
+	cfg_rows("ipi", "lock thread qemu-off qemu-on", "hlt:p50_us hlt:p99_us spin:p50_us spin:p99_us")
 	print ""
-	print "| ratio (same run, halted p50) | |"
-	print "|---|---|"
-	print "| ours: I/O thread / global lock | " ratio("ipi_thread_over_lock", "hlt") " |"
-	print "| QEMU in-kernel irqchip / ours `--io thread` | " ratio("ipi_qemu-on_over_thread", "hlt") " |"
-	print "| QEMU `kernel-irqchip=off` / ours `--io thread` | " ratio("ipi_qemu-off_over_thread", "hlt") " |"
+	head("| ratio (same run, halted p50) | |")
+	ratio_rows("hlt", "ipi_thread_over_lock ipi_qemu-on_over_thread ipi_qemu-off_over_thread", \
+		"ours: I/O thread / global lock|QEMU in-kernel irqchip / ours `--io thread`|QEMU `kernel-irqchip=off` / ours `--io thread`")
 	print ""
 
 	print "### LAPIC timer: interrupts delivered per second, and one-shot lateness"
 	print ""
-	print "| configuration | period 1000 µs (1,000/s) | 100 µs (10,000/s) | 20 µs (50,000/s) | one-shot 100 µs, late by p50 µs | p99 µs | timer clock MHz |"
-	print "|---|---|---|---|---|---|---|"
-	for (i = 1; i <= n; i++)
-		print "| " cfg[c[i]] " | " cell("timer", c[i], "1000", "rate", 1) " | " cell("timer", c[i], "100", "rate", 1) \
-			" | " cell("timer", c[i], "20", "rate", 1) " | " cell("timer", c[i], "oneshot", "p50_us", 1) \
-			" | " cell("timer", c[i], "oneshot", "p99_us", 1) " | " cell("timer", c[i], "clock", "mhz", 1) " |"
+	head("| configuration | period 1000 µs (1,000/s) | 100 µs (10,000/s) | 20 µs (50,000/s) | one-shot 100 µs, late by p50 µs | p99 µs | timer clock MHz |")
+	cfg_rows("timer", "lock thread qemu-off qemu-on",
+		 "1000:rate 100:rate 20:rate oneshot:p50_us oneshot:p99_us clock:mhz")
 	print ""
-	print "| ratio (same run, one-shot lateness p50) | |"
-	print "|---|---|"
-	print "| ours: I/O thread / global lock | " ratio("timer_thread_over_lock", "oneshot") " |"
-	print "| QEMU `kernel-irqchip=off` / ours `--io thread` | " ratio("timer_qemu-off_over_thread", "oneshot") " |"
-	print "| QEMU in-kernel irqchip / ours `--io thread` | " ratio("timer_qemu-on_over_thread", "oneshot") " |"
+	head("| ratio (same run, one-shot lateness p50) | |")
+	ratio_rows("oneshot", "timer_thread_over_lock timer_qemu-off_over_thread timer_qemu-on_over_thread", \
+		"ours: I/O thread / global lock|QEMU `kernel-irqchip=off` / ours `--io thread`|QEMU in-kernel irqchip / ours `--io thread`")
 	print ""
 
 	print "## 6. Linux boot milestones"
 	print ""
-	print "| milestone | ours, host-side decompression | ours, in-guest decompression | QEMU microvm |"
-	print "|---|---|---|---|"
+	head("| milestone | ours, host-side decompression | ours, in-guest decompression | QEMU microvm |")
 	print "| every milestone | not run (LINUX=1 not implemented yet) | not run | not run |"
 	print ""
 

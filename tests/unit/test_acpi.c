@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "vmm/acpi.h"
 #include "vmm/memory.h"
+#include "tests/unit/table_walk.h"
 
 #define MiB (1ull << 20)
 #define FILL 0xA5
@@ -36,8 +37,7 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	assert_int_equal(guest_memory_init(&f->mem, 2 * MiB), 0);
-	memset(f->mem.region[0].host, FILL, f->mem.region[0].size);
+	table_mem_init(&f->mem, 2 * MiB, FILL);
 	*state = f;
 	return 0;
 }
@@ -52,32 +52,6 @@ static int teardown(void **state)
 }
 
 /* ---- reading guest memory ---------------------------------------------- */
-
-static const uint8_t *at(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
-{
-	const uint8_t *p = gpa_ptr(mem, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static uint64_t le(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = bytes; i--;)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint8_t sum(const uint8_t *p, size_t len)
-{
-	uint8_t s = 0;
-
-	while (len--)
-		s += *p++;
-	return s;
-}
 
 /* A table with a standard header: signature, sane length, checksum 0. */
 static const uint8_t *table(const struct guest_memory *mem, uint64_t gpa, const char *sig)
@@ -527,13 +501,6 @@ static void test_rebuild_shrinks(void **state)
 	assert_int_equal(le(m + 4, 4), 44 + 8 + 12 + 20 + 6);
 }
 
-static void assert_untouched(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != FILL)
-			fail_msg("byte %#zx written", i);
-}
-
 static void test_bad_config(void **state)
 {
 	struct fixture *f = *state;
@@ -554,7 +521,7 @@ static void test_bad_config(void **state)
 	cfg = good, cfg.pm_base = 0xfffa;
 	assert_int_equal(acpi_build(&f->mem, &cfg, &rsdp), -EINVAL);
 	assert_int_equal(rsdp, 123);
-	assert_untouched(f->mem.region[0].host, f->mem.region[0].size);
+	assert_untouched(f->mem.region[0].host, f->mem.region[0].size, FILL);
 
 	cfg = good, cfg.ncpus = 64;
 	assert_int_equal(acpi_build(&f->mem, &cfg, &rsdp), 0);
@@ -575,14 +542,11 @@ static void test_small_memory(void **state)
 	(void)state;
 	assert_non_null(host);
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct guest_memory mem = {
-			.size = sizes[i], .count = 1,
-			.region[0] = { .gpa = 0, .size = sizes[i], .host = host },
-		};
+		struct guest_memory mem = table_mem_over(host, sizes[i]);
 
 		memset(host, FILL, host_len);
 		assert_int_equal(acpi_build(&mem, &cfg, &rsdp), -EFAULT);
-		assert_untouched(host, host_len);
+		assert_untouched(host, host_len, FILL);
 	}
 	free(host);
 }

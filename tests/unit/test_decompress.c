@@ -16,16 +16,11 @@
 #include <unistd.h>
 #include <lz4.h>
 #include <lzma.h>
-#include <zlib.h>
 #include <zstd.h>
 #include "vmm/decompress.h"
+#include "tests/unit/test_files.h"
 
 #define MiB (1u << 20)
-
-struct buf {
-	uint8_t *p;
-	size_t len;
-};
 
 /* Text-like bytes: compressible, but not a trivial run. */
 static struct buf sample(size_t len, uint32_t seed)
@@ -57,31 +52,9 @@ static struct buf zeros(size_t len)
 	return b;
 }
 
-/* The kernel build appends the uncompressed size (le32) to the stream. */
-static void append_size(struct buf *c, size_t orig)
-{
-	c->p = realloc(c->p, c->len + 4);
-	assert_non_null(c->p);
-	for (int i = 0; i < 4; i++)
-		c->p[c->len++] = (uint8_t)(orig >> (8 * i));
-}
-
 static struct buf gz(const struct buf *in)
 {
-	z_stream z = { 0 };
-	struct buf c;
-
-	assert_int_equal(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-	c.len = deflateBound(&z, in->len);
-	c.p = malloc(c.len);
-	z.next_in = in->p;
-	z.avail_in = in->len;
-	z.next_out = c.p;
-	z.avail_out = c.len;
-	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-	c.len = z.total_out;
-	deflateEnd(&z);
-	return c;
+	return buf_gzip(in, 9);
 }
 
 /* As scripts/xz_wrap.sh: CRC32 check, the x86 BCJ filter, then LZMA2. */
@@ -238,7 +211,7 @@ static void test_roundtrip(void **state)
 		struct buf c = formats[i].compress(&d);
 
 		expect_roundtrip(&c, &d, DECOMPRESS_MAX_OUT);
-		append_size(&c, d.len);
+		buf_append_size(&c, d.len);
 		expect_roundtrip(&c, &d, DECOMPRESS_MAX_OUT);
 		/* A bound of exactly the output size is enough. */
 		expect_roundtrip(&c, &d, d.len);
@@ -270,7 +243,7 @@ static void test_lz4_blocks(void **state)
 	assert_true(three.len == one.len + 8);
 	expect_roundtrip(&one, &d, DECOMPRESS_MAX_OUT);
 	expect_roundtrip(&three, &d, DECOMPRESS_MAX_OUT);
-	append_size(&three, d.len);
+	buf_append_size(&three, d.len);
 	expect_roundtrip(&three, &d, DECOMPRESS_MAX_OUT);
 	free(one.p);
 	free(three.p);
@@ -288,7 +261,7 @@ static void test_bomb(void **state)
 		struct buf c = formats[i].compress(&d);
 
 		assert_true(c.len < MiB);
-		append_size(&c, d.len);
+		buf_append_size(&c, d.len);
 		assert_int_equal(expect_error(&c, MiB, err, sizeof(err)), -EFBIG);
 		assert_non_null(strstr(err, "limit"));
 		/* One byte short of the real size is refused too. */
@@ -365,23 +338,6 @@ static int have_tool(const char *tool)
 	return system(cmd) == 0;
 }
 
-static struct buf slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b = { NULL, 0 };
-	long n;
-
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	b.p = malloc(n ? n : 1);
-	assert_int_equal(fread(b.p, 1, n, f), (size_t)n);
-	b.len = n;
-	fclose(f);
-	return b;
-}
-
 static void test_cli_tools(void **state)
 {
 	/* As the kernel's scripts do it, with faster levels; lz4 gets 2 blocks. */
@@ -413,9 +369,9 @@ static void test_cli_tools(void **state)
 		snprintf(cmd, sizeof(cmd), "head -c %zu %s | %s %s > %s", cli[i].len, in, cli[i].tool,
 			 cli[i].args, out);
 		assert_int_equal(system(cmd), 0);
-		c = slurp(out);
+		c = buf_read(out);
 		assert_int_equal(decompress_detect(c.p, c.len), cli[i].kind);
-		append_size(&c, cli[i].len);
+		buf_append_size(&c, cli[i].len);
 		expect_roundtrip(&c, &(struct buf){ d.p, cli[i].len }, cli[i].len);
 		free(c.p);
 		ran++;

@@ -19,6 +19,12 @@ struct want {
 	uint32_t type;
 };
 
+/* Below 1 MiB the map is the same for every size: RAM, the EBDA, the BIOS area. */
+#define LOW_MAP \
+	{ 0, 0x9fc00, E820_RAM }, \
+	{ 0x9fc00, 0x400, E820_RESERVED }, \
+	{ 0xe0000, 0x20000, E820_RESERVED }
+
 static void check_map(uint64_t ram, const struct want *want, unsigned nwant)
 {
 	struct e820_entry map[E820_MAX_ENTRIES];
@@ -49,9 +55,7 @@ static void check_map(uint64_t ram, const struct want *want, unsigned nwant)
 static void test_16m(void **state)
 {
 	const struct want w[] = {
-		{ 0, 0x9fc00, E820_RAM },
-		{ 0x9fc00, 0x400, E820_RESERVED },
-		{ 0xe0000, 0x20000, E820_RESERVED },
+		LOW_MAP,
 		{ 0x100000, 15 * MiB, E820_RAM },
 	};
 
@@ -62,9 +66,7 @@ static void test_16m(void **state)
 static void test_3g_exactly(void **state)
 {
 	const struct want w[] = {
-		{ 0, 0x9fc00, E820_RAM },
-		{ 0x9fc00, 0x400, E820_RESERVED },
-		{ 0xe0000, 0x20000, E820_RESERVED },
+		LOW_MAP,
 		{ 0x100000, 3 * GiB - MiB, E820_RAM },
 	};
 
@@ -75,9 +77,7 @@ static void test_3g_exactly(void **state)
 static void test_3_5g(void **state)
 {
 	const struct want w[] = {
-		{ 0, 0x9fc00, E820_RAM },
-		{ 0x9fc00, 0x400, E820_RESERVED },
-		{ 0xe0000, 0x20000, E820_RESERVED },
+		LOW_MAP,
 		{ 0x100000, 3 * GiB - MiB, E820_RAM },
 		{ 4 * GiB, GiB / 2, E820_RAM },
 	};
@@ -89,9 +89,7 @@ static void test_3_5g(void **state)
 static void test_8g(void **state)
 {
 	const struct want w[] = {
-		{ 0, 0x9fc00, E820_RAM },
-		{ 0x9fc00, 0x400, E820_RESERVED },
-		{ 0xe0000, 0x20000, E820_RESERVED },
+		LOW_MAP,
 		{ 0x100000, 3 * GiB - MiB, E820_RAM },
 		{ 4 * GiB, 5 * GiB, E820_RAM },
 	};

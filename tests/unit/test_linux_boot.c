@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <asm/bootparam.h>
 #include <linux/kvm.h>
 #include "vmm/boot_cpu.h"
@@ -32,17 +31,13 @@
 #include "vmm/memory.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
+#include "tests/unit/test_files.h"
 
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 #define FILL 0xAA                 /* RAM pattern that loading must overwrite or keep */
 #define SEG_DATA_OFF 0x1000u
 #define NOTE_OFF 0x800u
-
-struct buf {
-	uint8_t *p;
-	size_t len;
-};
 
 struct seg {
 	uint64_t paddr, filesz, memsz;
@@ -54,39 +49,11 @@ struct note {
 	uint64_t desc;
 };
 
-static char *tmp_paths[64];
-static unsigned ntmp;
-
 /* ---- helpers ----------------------------------------------------------- */
 
 static uint8_t seg_byte(unsigned seg, uint64_t i)
 {
 	return (uint8_t)(0x31 * (seg + 1) + i * 7) | 1;      /* never zero: tells data from bss */
-}
-
-static const char *tmp_write(const void *data, size_t len)
-{
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	char *path;
-	int fd;
-
-	assert_true(asprintf(&path, "%s/test_linux_boot.XXXXXX", dir) > 0);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-	assert_true(ntmp < sizeof(tmp_paths) / sizeof(tmp_paths[0]));
-	tmp_paths[ntmp++] = path;
-	return path;
-}
-
-static const char *buf_write(struct buf *b)
-{
-	const char *path = tmp_write(b->p, b->len);
-
-	free(b->p);
-	b->p = NULL;
-	return path;
 }
 
 static struct buf buf_dup(const void *data, size_t len)
@@ -176,24 +143,6 @@ static const struct seg std_segs[] = {
 };
 #define STD_ENTRY 0x100040ull
 
-static struct buf gzip_buf(const struct buf *in)
-{
-	z_stream z = { 0 };
-	struct buf c;
-
-	assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
-	c.len = deflateBound(&z, in->len);
-	c.p = malloc(c.len);
-	z.next_in = in->p;
-	z.avail_in = in->len;
-	z.next_out = c.p;
-	z.avail_out = c.len;
-	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
-	c.len = z.total_out;
-	deflateEnd(&z);
-	return c;
-}
-
 struct bz_opts {
 	uint16_t version;
 	uint8_t relocatable;
@@ -251,11 +200,9 @@ static struct buf bzimage_make(const struct bz_opts *o, struct buf *payload)
 static const char *bzimage_std(const struct bz_opts *o)
 {
 	struct buf v = vmlinux_make(std_segs, 2, STD_ENTRY, NULL, 0);
-	struct buf c = gzip_buf(&v), b;
+	struct buf c = buf_gzip(&v, 6), b;
 
-	c.p = realloc(c.p, c.len + 4);
-	memcpy(c.p + c.len, &v.len, 4);
-	c.len += 4;
+	buf_append_size(&c, v.len);
 	free(v.p);
 	b = bzimage_make(o, &c);
 	return buf_write(&b);
@@ -273,6 +220,16 @@ static int load(struct guest_memory *mem, const struct linux_boot_args *a,
 {
 	err[0] = '\0';
 	return linux_boot_load(mem, a, e, err, 512);
+}
+
+/* A load that must work: its message otherwise. */
+static void load_ok(struct guest_memory *mem, const struct linux_boot_args *a,
+		    struct linux_boot_entry *e)
+{
+	char err[512];
+
+	if (load(mem, a, e, err))
+		fail_msg("%s", err);
 }
 
 static void expect_fail(struct guest_memory *mem, const struct linux_boot_args *a, int code,
@@ -335,12 +292,10 @@ static void test_vmlinux(void **state)
 				     .unpack = true };
 	struct linux_boot_entry e;
 	struct boot_params bp;
-	char err[512];
 
 	(void)state;
 	assert_int_equal(linux_probe(a.kernel), 2);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.mode, LINUX_CPU_LONG64);
 	assert_int_equal(e.ip, STD_ENTRY);
 	assert_int_equal(e.info, LINUX_ZERO_PAGE_ADDR);
@@ -375,11 +330,9 @@ static void test_vmlinux_rsdp_no_cmdline(void **state)
 	struct linux_boot_args a = { .kernel = vmlinux_std(), .rsdp = 0xe0000 };
 	struct linux_boot_entry e;
 	struct boot_params bp;
-	char err[512];
 
 	(void)state;
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	zero_page_get(&mem, &bp);
 	assert_int_equal(bp.acpi_rsdp_addr, 0xe0000);
 	assert_string_equal(cmdline_at(&mem, LINUX_CMDLINE_ADDR), "");
@@ -466,14 +419,12 @@ static void test_bzimage_unpack(void **state)
 	struct linux_boot_args a = { .cmdline = "root=/dev/vda", .unpack = true };
 	struct linux_boot_entry e;
 	struct boot_params bp;
-	char err[512];
 
 	(void)state;
 	o.init_size = 0x400000;
 	a.kernel = bzimage_std(&o);
 	assert_int_equal(linux_probe(a.kernel), 1);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.mode, LINUX_CPU_LONG64);
 	assert_int_equal(e.ip, STD_ENTRY);
 	assert_int_equal(e.compression, KCOMP_GZIP);
@@ -509,14 +460,12 @@ static void test_bzimage_no_unpack(void **state)
 	struct linux_boot_args a = { .unpack = false };
 	struct linux_boot_entry e;
 	struct boot_params bp;
-	char err[512];
 
 	(void)state;
 	o.pref_address = 0x1000000;
 	o.init_size = 0x200000;
 	a.kernel = bzimage_std(&o);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.mode, LINUX_CPU_PROT32);
 	assert_int_equal(e.ip, 0x1000000);
 	assert_int_equal(e.info, LINUX_ZERO_PAGE_ADDR);
@@ -540,8 +489,7 @@ static void test_bzimage_no_unpack(void **state)
 	o.relocatable = 0;
 	o.init_size = 0x200000;
 	a.kernel = bzimage_std(&o);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.ip, 0x100000);
 	assert_int_equal(*(uint8_t *)gpa_ptr(&mem, 0x100000, 1), 0x90);
 	assert_int_equal(e.kernel_start, 0x100000);
@@ -606,13 +554,12 @@ static void test_cmdline_limit(void **state)
 	struct bz_opts o = bz_default;
 	struct linux_boot_args a = { .unpack = true, .cmdline = "0123456789" };
 	struct linux_boot_entry e;
-	char err[512], *long_line;
+	char *long_line;
 
 	(void)state;
 	o.cmdline_size = 10;                     /* excludes the NUL */
 	a.kernel = bzimage_std(&o);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_string_equal(cmdline_at(&mem, LINUX_CMDLINE_ADDR), "0123456789");
 	a.cmdline = "0123456789a";
 	expect_fail(&mem, &a, -E2BIG, "at most 10");
@@ -625,8 +572,7 @@ static void test_cmdline_limit(void **state)
 	a.cmdline = long_line;
 	expect_fail(&mem, &a, -E2BIG, "at most 2047");
 	long_line[LINUX_DEFAULT_CMDLINE_SIZE] = '\0';
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(strlen(cmdline_at(&mem, LINUX_CMDLINE_ADDR)), LINUX_DEFAULT_CMDLINE_SIZE);
 	free(long_line);
 	guest_memory_free(&mem);
@@ -660,11 +606,9 @@ static void test_initrd_top_of_ram(void **state)
 	struct linux_boot_args a = { .kernel = vmlinux_std(), .initrd = buf_write(&rd) };
 	struct linux_boot_entry e;
 	struct boot_params bp;
-	char err[512];
 
 	(void)state;
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	/* The highest page-aligned place that holds it below 64 MiB. */
 	assert_int_equal(e.initrd_addr, 64 * MiB - 0x2000);
 	assert_int_equal(e.initrd_size, 5000);
@@ -676,8 +620,7 @@ static void test_initrd_top_of_ram(void **state)
 
 	/* An empty initrd is none. */
 	a.initrd = tmp_write("", 0);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.initrd_addr, 0);
 	zero_page_get(&mem, &bp);
 	assert_int_equal(bp.hdr.ramdisk_image, 0);
@@ -693,19 +636,16 @@ static void test_initrd_addr_max(void **state)
 	struct bz_opts o = bz_default;
 	struct linux_boot_args a = { .initrd = buf_write(&rd), .unpack = true };
 	struct linux_boot_entry e;
-	char err[512];
 
 	(void)state;
 	o.initrd_addr_max = 0x1ffffff;           /* the last byte it may occupy */
 	a.kernel = bzimage_std(&o);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.initrd_addr, 0x2000000 - 0x3000);
 	check_initrd(&mem, e.initrd_addr, 0x3000);
 	/* Also on the classic path. */
 	a.unpack = false;
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.initrd_addr, 0x2000000 - 0x3000);
 	guest_memory_free(&mem);
 }
@@ -718,14 +658,12 @@ static void test_initrd_big_ram(void **state)
 	struct bz_opts o = bz_default;
 	struct linux_boot_args a = { .initrd = buf_write(&rd), .unpack = true };
 	struct linux_boot_entry e;
-	char err[512];
 
 	(void)state;
 	assert_int_equal(guest_memory_init(&mem, 8 * GiB), 0);
 	o.initrd_addr_max = 0xffffffff;
 	a.kernel = bzimage_std(&o);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.initrd_addr, 3 * GiB - 0x1000);
 	check_initrd(&mem, e.initrd_addr, 0x1000);
 	guest_memory_free(&mem);
@@ -738,7 +676,6 @@ static void test_initrd_does_not_fit(void **state)
 	struct bz_opts o = bz_default;
 	struct linux_boot_args a = { .initrd = buf_write(&rd), .unpack = true };
 	struct linux_boot_entry e;
-	char err[512];
 
 	(void)state;
 	/* The kernel reaches 1 MiB + init_size = 3 MiB: 13 MiB remain. */
@@ -748,8 +685,7 @@ static void test_initrd_does_not_fit(void **state)
 	/* Exactly the room there is fits. */
 	rd = initrd_make(13 * MiB);
 	a.initrd = buf_write(&rd);
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.initrd_addr, 3 * MiB);
 	/* The ceiling can be the cause too. */
 	o.initrd_addr_max = 2 * MiB;
@@ -815,11 +751,9 @@ static void test_pvh_boot(void **state)
 	struct hvm_start_info si;
 	struct linux_boot_entry e;
 	unsigned n = e820_build(&mem, map);
-	char err[512];
 
 	(void)state;
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.mode, LINUX_CPU_PVH);
 	assert_int_equal(e.ip, 0x100080);
 	assert_int_equal(e.info, LINUX_PVH_INFO_ADDR);
@@ -867,21 +801,6 @@ static const char *real_kernel(void)
 	return NULL;
 }
 
-static struct buf file_get(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-
-	assert_non_null(f);
-	fseek(f, 0, SEEK_END);
-	b.len = ftell(f);
-	rewind(f);
-	b.p = malloc(b.len);
-	assert_int_equal(fread(b.p, 1, b.len, f), b.len);
-	fclose(f);
-	return b;
-}
-
 static void test_real_kernel(void **state)
 {
 	const char *path = real_kernel();
@@ -905,7 +824,7 @@ static void test_real_kernel(void **state)
 		skip();
 	}
 	printf("real kernel: %s\n", path);
-	img = file_get(path);
+	img = buf_read(path);
 	assert_int_equal(bzimage_parse(img.p, img.len, path, &bz, err, sizeof(err)), 0);
 	assert_true(bz.version >= 0x020a);
 	/* The payload decompresses on the host to an ELF64 x86-64 with PT_LOADs. */
@@ -934,8 +853,7 @@ static void test_real_kernel(void **state)
 	/* Loaded as the frontend will: 64-bit entry at e_entry, zero page from the header. */
 	assert_int_equal(guest_memory_init(&mem, 512 * MiB), 0);
 	a.kernel = path;
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.mode, LINUX_CPU_LONG64);
 	assert_int_equal(e.ip, eh.e_entry);
 	assert_true(e.kernel_start >= LINUX_KERNEL_MIN);
@@ -951,8 +869,7 @@ static void test_real_kernel(void **state)
 
 	if (has_pvh == 1) {
 		a.entry = LINUX_ENTRY_PVH;
-		if (load(&mem, &a, &e, err))
-			fail_msg("%s", err);
+		load_ok(&mem, &a, &e);
 		assert_int_equal(e.mode, LINUX_CPU_PVH);
 		assert_int_equal(e.ip, pvh);
 		a.entry = LINUX_ENTRY_64;
@@ -962,8 +879,7 @@ static void test_real_kernel(void **state)
 
 	/* The classic path: the protected-mode part, byte for byte. */
 	a.unpack = false;
-	if (load(&mem, &a, &e, err))
-		fail_msg("%s", err);
+	load_ok(&mem, &a, &e);
 	assert_int_equal(e.mode, LINUX_CPU_PROT32);
 	assert_memory_equal(gpa_ptr(&mem, e.ip, bz.pm_size), img.p + bz.pm_offset, bz.pm_size);
 	guest_memory_free(&mem);
@@ -1057,6 +973,27 @@ static void farptr_put(struct guest_memory *mem, uint32_t target)
 	assert_int_equal(gpa_write(mem, FARPTR_AT, p, sizeof(p)), 0);
 }
 
+/* A 3 GiB VM (or the test is skipped), PROBE_VAL at PROBE_AT, the far jumps to @target. */
+static void probe_box_open(struct kvm_box *b, uint32_t target)
+{
+	uint64_t probe = PROBE_VAL;
+
+	if (kvm_box_open(b, 3 * GiB))
+		skip();
+	farptr_put(&b->vm.mem, target);
+	assert_int_equal(gpa_write(&b->vm.mem, PROBE_AT, &probe, 8), 0);
+}
+
+/* @code at @e->ip, entered in the state @e asks for, run to its final HLT. */
+static void run_code(struct kvm_box *b, const struct linux_boot_entry *e, const uint8_t *code,
+		     size_t len, struct kvm_regs *r, struct kvm_sregs *s)
+{
+	assert_int_equal(gpa_write(&b->vm.mem, e->ip, code, len), 0);
+	assert_int_equal(linux_boot_setup_cpu(b->vcpu, &b->vm.mem, e), 0);
+	run_to_hlt(b, r, s);
+	assert_int_equal(r->rip, e->ip + len);
+}
+
 /*
  * Reloading DS/SS and CS from the boot GDT proves its descriptors; the
  * 64-bit immediate after the far jump proves CS is still a 64-bit segment.
@@ -1077,17 +1014,10 @@ static void test_boot_cpu_long_mode(void **state)
 	struct kvm_box b;
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	uint64_t probe = PROBE_VAL;
 
 	(void)state;
-	if (kvm_box_open(&b, 3 * GiB))
-		skip();
-	assert_int_equal(gpa_write(&b.vm.mem, CODE_AT, code, sizeof(code)), 0);
-	farptr_put(&b.vm.mem, CODE_AT + 0x1d);
-	assert_int_equal(gpa_write(&b.vm.mem, PROBE_AT, &probe, 8), 0);
-	assert_int_equal(linux_boot_setup_cpu(b.vcpu, &b.vm.mem, &e), 0);
-	run_to_hlt(&b, &r, &s);
-	assert_int_equal(r.rip, CODE_AT + sizeof(code));
+	probe_box_open(&b, CODE_AT + 0x1d);
+	run_code(&b, &e, code, sizeof(code), &r, &s);
 	assert_int_equal(r.rax, 0x1122334455667788ull);     /* a 64-bit immediate: long mode */
 	assert_int_equal(r.rbx, PROBE_VAL);                 /* identity-mapped at 2.5 GiB */
 	assert_int_equal(r.rdi, 0x7000);                    /* RSI had the zero page */
@@ -1123,17 +1053,10 @@ static void test_boot_cpu_protected(void **state)
 	struct kvm_box b;
 	struct kvm_regs r;
 	struct kvm_sregs s;
-	uint64_t probe = PROBE_VAL;
 
 	(void)state;
-	if (kvm_box_open(&b, 3 * GiB))
-		skip();
-	assert_int_equal(gpa_write(&b.vm.mem, CODE_AT, code, sizeof(code)), 0);
-	farptr_put(&b.vm.mem, CODE_AT + 0x1a);
-	assert_int_equal(gpa_write(&b.vm.mem, PROBE_AT, &probe, 8), 0);
-	assert_int_equal(linux_boot_setup_cpu(b.vcpu, &b.vm.mem, &e), 0);
-	run_to_hlt(&b, &r, &s);
-	assert_int_equal(r.rip, CODE_AT + sizeof(code));
+	probe_box_open(&b, CODE_AT + 0x1a);
+	run_code(&b, &e, code, sizeof(code), &r, &s);
 	assert_int_equal(r.rax, 0x12345678);
 	assert_int_equal(r.rbx, (uint32_t)PROBE_VAL);       /* flat, paging off */
 	assert_int_equal(r.rdi, 0x7000);                    /* ESI: the zero page */
@@ -1147,10 +1070,7 @@ static void test_boot_cpu_protected(void **state)
 
 	/* PVH: flat protected mode, EBX = start info. */
 	e = (struct linux_boot_entry){ .mode = LINUX_CPU_PVH, .ip = CODE_AT + 0x80, .info = 0x7000 };
-	assert_int_equal(gpa_write(&b.vm.mem, e.ip, pvh_code, sizeof(pvh_code)), 0);
-	assert_int_equal(linux_boot_setup_cpu(b.vcpu, &b.vm.mem, &e), 0);
-	run_to_hlt(&b, &r, &s);
-	assert_int_equal(r.rip, e.ip + sizeof(pvh_code));
+	run_code(&b, &e, pvh_code, sizeof(pvh_code), &r, &s);
 	assert_int_equal(r.rax, 0x12345678);
 	assert_int_equal(r.rbp, 0x7000);                    /* EBX: the start info */
 	assert_int_equal(s.cr0 & (1u << 31), 0);
@@ -1161,11 +1081,7 @@ static void test_boot_cpu_protected(void **state)
 static int cleanup(void **state)
 {
 	(void)state;
-	for (unsigned i = 0; i < ntmp; i++) {
-		unlink(tmp_paths[i]);
-		free(tmp_paths[i]);
-	}
-	ntmp = 0;
+	tmp_files_remove();
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "vmm/acpi.h"
 #include "vmm/memory.h"
 #include "vmm/mptable.h"
+#include "tests/unit/table_walk.h"
 
 #define MiB (1ull << 20)
 #define FILL 0x5A
@@ -26,8 +27,7 @@ static int setup(void **state)
 	struct guest_memory *mem = calloc(1, sizeof(*mem));
 
 	assert_non_null(mem);
-	assert_int_equal(guest_memory_init(mem, 2 * MiB), 0);
-	memset(mem->region[0].host, FILL, mem->region[0].size);
+	table_mem_init(mem, 2 * MiB, FILL);
 	*state = mem;
 	return 0;
 }
@@ -37,32 +37,6 @@ static int teardown(void **state)
 	guest_memory_free(*state);
 	free(*state);
 	return 0;
-}
-
-static const uint8_t *at(const struct guest_memory *mem, uint64_t gpa, uint64_t len)
-{
-	const uint8_t *p = gpa_ptr(mem, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static uint64_t le(const uint8_t *p, unsigned bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = bytes; i--;)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint8_t sum(const uint8_t *p, size_t len)
-{
-	uint8_t s = 0;
-
-	while (len--)
-		s += *p++;
-	return s;
 }
 
 /* Scan the BIOS area as Linux does; the configuration table's address. */
@@ -201,13 +175,6 @@ static void test_shrink_after_grow(void **state)
 	check_table(mem, 1);
 }
 
-static void assert_untouched(const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (p[i] != FILL)
-			fail_msg("byte %#zx written", i);
-}
-
 static void test_bad_arguments(void **state)
 {
 	struct guest_memory *mem = *state;
@@ -216,7 +183,7 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(mptable_build(mem, 65, 0xFEC00000), -EINVAL);
 	assert_int_equal(mptable_build(mem, 2, 0), -EINVAL);
 	assert_int_equal(mptable_build(mem, 2, 0x100000000ull), -EINVAL);
-	assert_untouched(mem->region[0].host, mem->region[0].size);
+	assert_untouched(mem->region[0].host, mem->region[0].size, FILL);
 }
 
 static void test_small_memory(void **state)
@@ -227,14 +194,11 @@ static void test_small_memory(void **state)
 	(void)state;
 	assert_non_null(host);
 	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		struct guest_memory mem = {
-			.size = sizes[i], .count = 1,
-			.region[0] = { .gpa = 0, .size = sizes[i], .host = host },
-		};
+		struct guest_memory mem = table_mem_over(host, sizes[i]);
 
 		memset(host, FILL, MiB);
 		assert_int_equal(mptable_build(&mem, 4, 0xFEC00000), -EFAULT);
-		assert_untouched(host, MiB);
+		assert_untouched(host, MiB, FILL);
 	}
 	free(host);
 }

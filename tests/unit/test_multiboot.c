@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "vmm/memory.h"
 #include "vmm/multiboot.h"
+#include "tests/unit/test_files.h"
 
 #define MiB (1ull << 20)
 #define SEG_DATA_OFF 0x1000u      /* file offset of the first segment's bytes */
@@ -30,14 +31,6 @@ struct seg {
 	uint32_t filesz, memsz;
 	uint32_t offset;              /* 0: SEG_DATA_OFF + i * SEG_DATA_STRIDE */
 };
-
-struct image {
-	uint8_t *buf;
-	size_t len;
-};
-
-static char *tmp_paths[32];
-static unsigned ntmp;
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -56,31 +49,6 @@ static uint64_t align_page(uint64_t v)
 	return (v + 4095) & ~4095ull;
 }
 
-static const char *tmp_write(const void *data, size_t len)
-{
-	const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	char *path;
-	int fd;
-
-	assert_true(asprintf(&path, "%s/test_multiboot.XXXXXX", dir) > 0);
-	fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-	assert_true(ntmp < sizeof(tmp_paths) / sizeof(tmp_paths[0]));
-	tmp_paths[ntmp++] = path;
-	return path;
-}
-
-static const char *image_write(struct image *img)
-{
-	const char *path = tmp_write(img->buf, img->len);
-
-	free(img->buf);
-	img->buf = NULL;
-	return path;
-}
-
 static void mb_header_put(uint8_t *at, uint32_t flags)
 {
 	struct multiboot_header h = {
@@ -91,14 +59,14 @@ static void mb_header_put(uint8_t *at, uint32_t flags)
 }
 
 /* An ELF32 EM_386 executable with @n segments and a multiboot header at MB_HDR_OFF. */
-static struct image elf_image(const struct seg *segs, unsigned n, uint32_t entry, uint32_t mb_flags)
+static struct buf elf_image(const struct seg *segs, unsigned n, uint32_t entry, uint32_t mb_flags)
 {
-	struct image img = { .len = SEG_DATA_OFF + n * SEG_DATA_STRIDE };
+	struct buf img = { .len = SEG_DATA_OFF + n * SEG_DATA_STRIDE };
 	Elf32_Ehdr *eh;
 
-	img.buf = calloc(1, img.len);
-	assert_non_null(img.buf);
-	eh = (Elf32_Ehdr *)img.buf;
+	img.p = calloc(1, img.len);
+	assert_non_null(img.p);
+	eh = (Elf32_Ehdr *)img.p;
 	memcpy(eh->e_ident, ELFMAG, SELFMAG);
 	eh->e_ident[EI_CLASS] = ELFCLASS32;
 	eh->e_ident[EI_DATA] = ELFDATA2LSB;
@@ -112,7 +80,7 @@ static struct image elf_image(const struct seg *segs, unsigned n, uint32_t entry
 	eh->e_phentsize = sizeof(Elf32_Phdr);
 	eh->e_phnum = n;
 	for (unsigned i = 0; i < n; i++) {
-		Elf32_Phdr *ph = (Elf32_Phdr *)(img.buf + sizeof(*eh)) + i;
+		Elf32_Phdr *ph = (Elf32_Phdr *)(img.p + sizeof(*eh)) + i;
 		uint32_t off = SEG_DATA_OFF + i * SEG_DATA_STRIDE;
 
 		assert_true(segs[i].filesz <= SEG_DATA_STRIDE || segs[i].offset);
@@ -124,9 +92,9 @@ static struct image elf_image(const struct seg *segs, unsigned n, uint32_t entry
 		ph->p_memsz = segs[i].memsz;
 		if (!segs[i].offset)
 			for (uint32_t j = 0; j < segs[i].filesz; j++)
-				img.buf[off + j] = seg_byte(i, j);
+				img.p[off + j] = seg_byte(i, j);
 	}
-	mb_header_put(img.buf + MB_HDR_OFF, mb_flags);
+	mb_header_put(img.p + MB_HDR_OFF, mb_flags);
 	return img;
 }
 
@@ -134,7 +102,7 @@ static struct image elf_image(const struct seg *segs, unsigned n, uint32_t entry
  * An a.out-kludge image of @file_len pattern bytes, header at @hdr_off; the
  * load starts at file offset @load_off, which lands at @load_addr.
  */
-static struct image aout_image(size_t file_len, uint32_t hdr_off, uint32_t load_off,
+static struct buf aout_image(size_t file_len, uint32_t hdr_off, uint32_t load_off,
 			       uint32_t load_addr, uint32_t load_end, uint32_t bss_end,
 			       uint32_t entry, uint32_t extra_flags)
 {
@@ -144,12 +112,12 @@ static struct image aout_image(size_t file_len, uint32_t hdr_off, uint32_t load_
 		.header_addr = load_addr + (hdr_off - load_off), .load_addr = load_addr,
 		.load_end_addr = load_end, .bss_end_addr = bss_end, .entry_addr = entry,
 	};
-	struct image img = { .len = file_len, .buf = malloc(file_len) };
+	struct buf img = { .p = malloc(file_len), .len = file_len };
 
-	assert_non_null(img.buf);
+	assert_non_null(img.p);
 	for (size_t i = 0; i < file_len; i++)
-		img.buf[i] = file_byte(i);
-	memcpy(img.buf + hdr_off, &h, sizeof(h));
+		img.p[i] = file_byte(i);
+	memcpy(img.p + hdr_off, &h, sizeof(h));
 	return img;
 }
 
@@ -193,6 +161,17 @@ static int load(struct guest_memory *mem, const char *path, const char *cmdline,
 	return multiboot_load(mem, path, cmdline, mods, nmods, e, err, 256);
 }
 
+/* A load that must work, and the info structure it hands over in EBX. */
+static void load_info(struct guest_memory *mem, const char *path, const char *cmdline,
+		      const struct multiboot_module_arg *mods, unsigned nmods,
+		      struct boot_entry *e, struct multiboot_info *info)
+{
+	char err[256];
+
+	assert_int_equal(load(mem, path, cmdline, mods, nmods, e, err), 0);
+	info_read(mem, e, info);
+}
+
 /* A refused load: the expected errno, and a message that names @name. */
 static void expect_error(struct guest_memory *mem, const char *path, const char *cmdline,
 			 const struct multiboot_module_arg *mods, unsigned nmods,
@@ -207,6 +186,14 @@ static void expect_error(struct guest_memory *mem, const char *path, const char 
 	if (words && !strstr(err, words))
 		fail_msg("message \"%s\" lacks \"%s\"", err, words);
 	assert_int_equal(e.eip, 0x1234);     /* entry untouched on failure */
+}
+
+/* @img (freed) in a file that a load of it alone must refuse. */
+static void expect_refused(struct guest_memory *mem, struct buf img, int expect, const char *words)
+{
+	const char *p = buf_write(&img);
+
+	expect_error(mem, p, NULL, NULL, 0, expect, p, words);
 }
 
 static int mem_setup(void **state, uint64_t size)
@@ -232,10 +219,7 @@ static int teardown(void **state)
 		guest_memory_free(mem);
 		free(mem);
 	}
-	while (ntmp) {
-		unlink(tmp_paths[--ntmp]);
-		free(tmp_paths[ntmp]);
-	}
+	tmp_files_remove();
 	return 0;
 }
 
@@ -249,8 +233,8 @@ static void test_elf_segments(void **state)
 		{ .type = PT_NOTE, .paddr = 0x300000, .filesz = 0x10, .memsz = 0x10 },
 		{ .paddr = 0x102000, .filesz = 0x100, .memsz = 0x1000 },
 	};
-	struct image img = elf_image(segs, 3, 0x100010, 0);
-	const char *path = image_write(&img);
+	struct buf img = elf_image(segs, 3, 0x100010, 0);
+	const char *path = buf_write(&img);
 	struct multiboot_info info;
 	struct boot_entry e;
 	char err[256];
@@ -302,8 +286,8 @@ static void test_elf_higher_half_entry(void **state)
 	struct seg segs[] = {
 		{ .paddr = 0x200000, .vaddr = 0xC0200000, .filesz = 0x100, .memsz = 0x100 },
 	};
-	struct image img = elf_image(segs, 1, 0xC0200020, 0);
-	const char *path = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0xC0200020, 0);
+	const char *path = buf_write(&img);
 	struct boot_entry e;
 	char err[256];
 
@@ -317,17 +301,14 @@ static void test_cmdline_without_args(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
-	const char *path = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
+	const char *path = buf_write(&img);
 	struct multiboot_info info;
 	struct boot_entry e;
-	char err[256];
 
-	assert_int_equal(load(mem, path, NULL, NULL, 0, &e, err), 0);
-	info_read(mem, &e, &info);
+	load_info(mem, path, NULL, NULL, 0, &e, &info);
 	assert_string_equal(ram_str(mem, info.cmdline), path);
-	assert_int_equal(load(mem, path, "", NULL, 0, &e, err), 0);
-	info_read(mem, &e, &info);
+	load_info(mem, path, "", NULL, 0, &e, &info);
 	assert_string_equal(ram_str(mem, info.cmdline), path);
 }
 
@@ -355,8 +336,8 @@ static void test_memory_info_16m(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, MB_HF_MEMORY_INFO);
-	const char *path = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, MB_HF_MEMORY_INFO);
+	const char *path = buf_write(&img);
 	const struct multiboot_mmap_entry want[] = {
 		{ .addr = 0, .len = 0x9FC00, .type = MB_MMAP_RAM },
 		{ .addr = 0x9FC00, .len = 0x400, .type = MB_MMAP_RESERVED },
@@ -365,10 +346,8 @@ static void test_memory_info_16m(void **state)
 	};
 	struct multiboot_info info;
 	struct boot_entry e;
-	char err[256];
 
-	assert_int_equal(load(mem, path, NULL, NULL, 0, &e, err), 0);
-	info_read(mem, &e, &info);
+	load_info(mem, path, NULL, NULL, 0, &e, &info);
 	assert_true(info.flags & MB_INFO_MEMORY);
 	assert_int_equal(info.mem_lower, 640);
 	assert_int_equal(info.mem_upper, 15 * 1024);
@@ -380,8 +359,8 @@ static void test_memory_info_above_4g(void **state)
 {
 	struct guest_memory mem;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
-	const char *path = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
+	const char *path = buf_write(&img);
 	const uint64_t size = 3584 * MiB;
 	const struct multiboot_mmap_entry want[] = {
 		{ .addr = 0, .len = 0x9FC00, .type = MB_MMAP_RAM },
@@ -392,13 +371,11 @@ static void test_memory_info_above_4g(void **state)
 	};
 	struct multiboot_info info;
 	struct boot_entry e;
-	char err[256];
 
 	(void)state;
 	if (guest_memory_init(&mem, size))
 		skip();          /* no address space for 3.5 GiB here */
-	assert_int_equal(load(&mem, path, NULL, NULL, 0, &e, err), 0);
-	info_read(&mem, &e, &info);
+	load_info(&mem, path, NULL, NULL, 0, &e, &info);
 	assert_int_equal(info.mem_upper, (GUEST_PCI_HOLE_START - MiB) / 1024);
 	check_mmap(&mem, &info, want, 5);
 	guest_memory_free(&mem);
@@ -408,19 +385,15 @@ static void test_aout_kludge(void **state)
 {
 	struct guest_memory *mem = *state;
 	/* File bytes 0x80.. land at 0x200000; the header sits 0x80 further in. */
-	struct image img = aout_image(0x1000, 0x100, 0x80, 0x200000, 0x200000 + 0x600,
+	struct buf img = aout_image(0x1000, 0x100, 0x80, 0x200000, 0x200000 + 0x600,
 				      0x200000 + 0x2000, 0x200040, 0);
-	uint8_t file[0x1000];
-	const char *path;
 	struct boot_entry e;
 	char err[256];
 
-	memcpy(file, img.buf, sizeof(file));
-	path = image_write(&img);
 	ram_fill(mem, 0x200000, 0x3000);
-	assert_int_equal(load(mem, path, NULL, NULL, 0, &e, err), 0);
+	assert_int_equal(load(mem, tmp_write(img.p, img.len), NULL, NULL, 0, &e, err), 0);
 	for (uint32_t i = 0; i < 0x600; i++)
-		assert_int_equal(ram_byte(mem, 0x200000 + i), file[0x80 + i]);
+		assert_int_equal(ram_byte(mem, 0x200000 + i), img.p[0x80 + i]);
 	/* The rest of the file is not loaded: bss_end_addr zeroes to there. */
 	for (uint32_t i = 0x600; i < 0x2000; i++)
 		assert_int_equal(ram_byte(mem, 0x200000 + i), 0);
@@ -428,26 +401,24 @@ static void test_aout_kludge(void **state)
 	assert_int_equal(e.eip, 0x200040);
 	assert_int_equal(e.eax, MB_BOOTLOADER_MAGIC);
 	assert_int_equal(e.ebx, MB_INFO_START);
+	free(img.p);
 }
 
 /* load_end_addr 0: to the end of the file; bss_end_addr 0: no bss. */
 static void test_aout_kludge_whole_file(void **state)
 {
 	struct guest_memory *mem = *state;
-	struct image img = aout_image(0x1234, 0x10, 0, 0x300000, 0, 0, 0x300000, 0);
-	uint8_t file[0x1234];
-	const char *path;
+	struct buf img = aout_image(0x1234, 0x10, 0, 0x300000, 0, 0, 0x300000, 0);
 	struct boot_entry e;
 	char err[256];
 
-	memcpy(file, img.buf, sizeof(file));
-	path = image_write(&img);
 	ram_fill(mem, 0x300000, 0x2000);
-	assert_int_equal(load(mem, path, NULL, NULL, 0, &e, err), 0);
-	for (uint32_t i = 0; i < sizeof(file); i++)
-		assert_int_equal(ram_byte(mem, 0x300000 + i), file[i]);
-	assert_int_equal(ram_byte(mem, 0x300000 + sizeof(file)), FILL);
+	assert_int_equal(load(mem, tmp_write(img.p, img.len), NULL, NULL, 0, &e, err), 0);
+	for (uint32_t i = 0; i < img.len; i++)
+		assert_int_equal(ram_byte(mem, 0x300000 + i), img.p[i]);
+	assert_int_equal(ram_byte(mem, 0x300000 + img.len), FILL);
 	assert_int_equal(e.eip, 0x300000);
+	free(img.p);
 }
 
 /* The kludge wins over the ELF headers when both are there (spec 3.1.3). */
@@ -455,7 +426,7 @@ static void test_aout_kludge_in_elf(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x100, .memsz = 0x100 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
 	uint32_t flags = MB_HF_AOUT_KLUDGE;
 	struct multiboot_header h = {
 		.magic = MB_HEADER_MAGIC, .flags = flags, .checksum = -(MB_HEADER_MAGIC + flags),
@@ -466,8 +437,8 @@ static void test_aout_kludge_in_elf(void **state)
 	struct boot_entry e;
 	char err[256];
 
-	memcpy(img.buf + MB_HDR_OFF, &h, sizeof(h));
-	path = image_write(&img);
+	memcpy(img.p + MB_HDR_OFF, &h, sizeof(h));
+	path = buf_write(&img);
 	ram_fill(mem, 0x100000, 0x100);
 	assert_int_equal(load(mem, path, NULL, NULL, 0, &e, err), 0);
 	assert_int_equal(ram_byte(mem, 0x400000), 0x7f);                 /* the ELF magic */
@@ -480,14 +451,14 @@ static void test_modules(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x100, .memsz = 0x2345 } };
-	struct image img = elf_image(segs, 1, 0x100000, MB_HF_PAGE_ALIGN | MB_HF_MEMORY_INFO);
-	const char *path = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, MB_HF_PAGE_ALIGN | MB_HF_MEMORY_INFO);
+	const char *path = buf_write(&img);
 	uint8_t m0[5000], m1[3];
 	struct multiboot_module_arg mods[3];
 	struct multiboot_mod_list list[3];
 	struct multiboot_info info;
 	struct boot_entry e;
-	char err[256], want[512];
+	char want[512];
 	uint64_t next = align_page(0x100000 + 0x2345);
 
 	for (unsigned i = 0; i < sizeof(m0); i++)
@@ -497,8 +468,7 @@ static void test_modules(void **state)
 	mods[1] = (struct multiboot_module_arg){ tmp_write(m1, sizeof(m1)), NULL };
 	mods[2] = (struct multiboot_module_arg){ tmp_write("", 0), "empty" };
 
-	assert_int_equal(load(mem, path, "k", mods, 3, &e, err), 0);
-	info_read(mem, &e, &info);
+	load_info(mem, path, "k", mods, 3, &e, &info);
 	assert_true(info.flags & MB_INFO_MODS);
 	assert_int_equal(info.mods_count, 3);
 	assert_int_equal(gpa_read(mem, info.mods_addr, list, sizeof(list)), 0);
@@ -524,16 +494,14 @@ static void test_modules(void **state)
 static void test_modules_above_info_area(void **state)
 {
 	struct guest_memory *mem = *state;
-	struct image img = aout_image(0x800, 0x20, 0, 0x2000, 0x2800, 0x3000, 0x2000, 0);
-	const char *path = image_write(&img);
+	struct buf img = aout_image(0x800, 0x20, 0, 0x2000, 0x2800, 0x3000, 0x2000, 0);
+	const char *path = buf_write(&img);
 	struct multiboot_module_arg mod = { tmp_write("module", 6), NULL };
 	struct multiboot_mod_list l;
 	struct multiboot_info info;
 	struct boot_entry e;
-	char err[256];
 
-	assert_int_equal(load(mem, path, NULL, &mod, 1, &e, err), 0);
-	info_read(mem, &e, &info);
+	load_info(mem, path, NULL, &mod, 1, &e, &info);
 	assert_int_equal(gpa_read(mem, info.mods_addr, &l, sizeof(l)), 0);
 	assert_int_equal(l.mod_start, MB_INFO_END);
 	assert_memory_equal(gpa_ptr(mem, l.mod_start, 6), "module", 6);
@@ -544,14 +512,12 @@ static void test_modules_above_info_area(void **state)
 static void test_video_flag_ignored(void **state)
 {
 	struct guest_memory *mem = *state;
-	struct image img = aout_image(0x100, 0, 0, 0x100000, 0, 0, 0x100000, MB_HF_VIDEO_MODE);
-	const char *path = image_write(&img);
+	struct buf img = aout_image(0x100, 0, 0, 0x100000, 0, 0, 0x100000, MB_HF_VIDEO_MODE);
+	const char *path = buf_write(&img);
 	struct multiboot_info info;
 	struct boot_entry e;
-	char err[256];
 
-	assert_int_equal(load(mem, path, NULL, NULL, 0, &e, err), 0);
-	info_read(mem, &e, &info);
+	load_info(mem, path, NULL, NULL, 0, &e, &info);
 	assert_int_equal(info.flags & (MB_INFO_VBE | MB_INFO_FRAMEBUFFER), 0);
 }
 
@@ -560,16 +526,16 @@ static void test_header_search_bounds(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
 	uint8_t *big = calloc(1, 0x3000);
 	struct boot_entry e;
 	char err[256];
 	const char *p;
 
 	assert_non_null(big);
-	memcpy(big, img.buf, img.len);
+	memcpy(big, img.p, img.len);
 	memset(big + MB_HDR_OFF, 0, 12);
-	free(img.buf);
+	free(img.p);
 
 	mb_header_put(big + 8192 - 12, 0);
 	p = tmp_write(big, 0x3000);
@@ -593,11 +559,11 @@ static void test_header_search_bounds(void **state)
 static void test_probe(void **state)
 {
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
 	uint8_t zeros[4096] = { 0 };
 
 	(void)state;
-	assert_int_equal(multiboot_probe(image_write(&img)), 1);
+	assert_int_equal(multiboot_probe(buf_write(&img)), 1);
 	assert_int_equal(multiboot_probe(tmp_write(zeros, sizeof(zeros))), 0);
 	assert_int_equal(multiboot_probe(tmp_write("", 0)), 0);
 	assert_int_equal(multiboot_probe("/nonexistent/kernel.elf"), -ENOENT);
@@ -624,11 +590,11 @@ static void test_err_bad_checksum(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
 	const char *p;
 
-	img.buf[MB_HDR_OFF + 8] ^= 1;
-	p = image_write(&img);
+	img.p[MB_HDR_OFF + 8] ^= 1;
+	p = buf_write(&img);
 	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "checksum");
 	assert_int_equal(multiboot_probe(p), 0);
 }
@@ -650,13 +616,13 @@ static void test_err_unsupported_flag(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 1u << 3);
-	const char *p = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, 1u << 3);
+	const char *p = buf_write(&img);
 
 	expect_error(mem, p, NULL, NULL, 0, -ENOTSUP, p, "flags");
 	/* Optional bits 17-31 are fine. */
 	img = elf_image(segs, 1, 0x100000, 1u << 20);
-	p = image_write(&img);
+	p = buf_write(&img);
 	{
 		struct boot_entry e;
 		char err[256];
@@ -669,30 +635,26 @@ static void test_err_elf_headers(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img;
+	struct buf img;
 	Elf32_Ehdr *eh;
 	uint8_t small[40] = { 0x7f, 'E', 'L', 'F', ELFCLASS32, ELFDATA2LSB, EV_CURRENT };
 	const char *p;
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	img.buf[EI_CLASS] = ELFCLASS64;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "ELF64");
+	img.p[EI_CLASS] = ELFCLASS64;
+	expect_refused(mem, img, -ENOEXEC, "ELF64");
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	((Elf32_Ehdr *)img.buf)->e_machine = EM_X86_64;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "EM_386");
+	((Elf32_Ehdr *)img.p)->e_machine = EM_X86_64;
+	expect_refused(mem, img, -ENOEXEC, "EM_386");
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	img.buf[EI_DATA] = ELFDATA2MSB;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, NULL);
+	img.p[EI_DATA] = ELFDATA2MSB;
+	expect_refused(mem, img, -ENOEXEC, NULL);
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	((Elf32_Ehdr *)img.buf)->e_type = ET_DYN;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, NULL);
+	((Elf32_Ehdr *)img.p)->e_type = ET_DYN;
+	expect_refused(mem, img, -ENOEXEC, NULL);
 
 	/* A file shorter than the ELF header. */
 	mb_header_put(small + 16, 0);
@@ -701,31 +663,25 @@ static void test_err_elf_headers(void **state)
 
 	/* Program headers past the end of the file. */
 	img = elf_image(segs, 1, 0x100000, 0);
-	eh = (Elf32_Ehdr *)img.buf;
+	eh = (Elf32_Ehdr *)img.p;
 	eh->e_phnum = 1000;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "program header");
+	expect_refused(mem, img, -ENOEXEC, "program header");
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	((Elf32_Ehdr *)img.buf)->e_phoff = 0xFFFFFFF0;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "program header");
+	((Elf32_Ehdr *)img.p)->e_phoff = 0xFFFFFFF0;
+	expect_refused(mem, img, -ENOEXEC, "program header");
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	((Elf32_Ehdr *)img.buf)->e_phentsize = 16;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "program header");
+	((Elf32_Ehdr *)img.p)->e_phentsize = 16;
+	expect_refused(mem, img, -ENOEXEC, "program header");
 
 	img = elf_image(segs, 1, 0x100000, 0);
-	((Elf32_Ehdr *)img.buf)->e_phnum = 0;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "program header");
+	((Elf32_Ehdr *)img.p)->e_phnum = 0;
+	expect_refused(mem, img, -ENOEXEC, "program header");
 
 	/* Only a PT_NOTE: nothing to load. */
 	segs[0].type = PT_NOTE;
-	img = elf_image(segs, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "no loadable");
+	expect_refused(mem, elf_image(segs, 1, 0x100000, 0), -ENOEXEC, "no loadable");
 }
 
 static void test_err_segment_outside_ram(void **state)
@@ -743,26 +699,14 @@ static void test_err_segment_outside_ram(void **state)
 		{ .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 },
 		{ .paddr = ram, .filesz = 0x10, .memsz = 0x10 },
 	};
-	struct image img;
-	const char *p;
 
 	ram_fill(mem, 0x100000, 0x10);
-	img = elf_image(beyond, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOMEM, p, "outside guest RAM");
-	img = elf_image(straddle, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOMEM, p, "outside guest RAM");
+	expect_refused(mem, elf_image(beyond, 1, 0x100000, 0), -ENOMEM, "outside guest RAM");
+	expect_refused(mem, elf_image(straddle, 1, 0x100000, 0), -ENOMEM, "outside guest RAM");
 	assert_int_equal(ram_byte(mem, ram - 0x100), 0);
-	img = elf_image(wrap, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOMEM, p, "outside guest RAM");
-	img = elf_image(hole, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOMEM, p, "outside guest RAM");
-	img = elf_image(second_bad, 2, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOMEM, p, "outside guest RAM");
+	expect_refused(mem, elf_image(wrap, 1, 0x100000, 0), -ENOMEM, "outside guest RAM");
+	expect_refused(mem, elf_image(hole, 1, 0x100000, 0), -ENOMEM, "outside guest RAM");
+	expect_refused(mem, elf_image(second_bad, 2, 0x100000, 0), -ENOMEM, "outside guest RAM");
 	assert_int_equal(ram_byte(mem, 0x100000), FILL);
 }
 
@@ -777,23 +721,17 @@ static void test_err_segment_file_range(void **state)
 	struct seg file_gt_mem[] = { { .paddr = 0x100000, .filesz = 0x20, .memsz = 0x10 } };
 	struct seg at_end[] = { { .paddr = 0x100000, .offset = SEG_DATA_OFF + 0x1F00,
 				  .filesz = 0x100, .memsz = 0x100 } };
-	struct image img;
+	struct buf img;
 	struct boot_entry e;
 	char err[256];
 	const char *p;
 
-	img = elf_image(past_end, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "end of the file");
-	img = elf_image(wraps, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "end of the file");
-	img = elf_image(file_gt_mem, 1, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "file size");
+	expect_refused(mem, elf_image(past_end, 1, 0x100000, 0), -ENOEXEC, "end of the file");
+	expect_refused(mem, elf_image(wraps, 1, 0x100000, 0), -ENOEXEC, "end of the file");
+	expect_refused(mem, elf_image(file_gt_mem, 1, 0x100000, 0), -ENOEXEC, "file size");
 	/* Exactly up to the last byte is fine. */
 	img = elf_image(at_end, 1, 0x100000, 0);
-	p = image_write(&img);
+	p = buf_write(&img);
 	assert_int_equal(load(mem, p, NULL, NULL, 0, &e, err), 0);
 }
 
@@ -801,56 +739,46 @@ static void test_err_overlaps_info_area(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = MB_INFO_START - 0x100, .filesz = 0x10, .memsz = 0x200 } };
-	struct image img = elf_image(segs, 1, MB_INFO_START - 0x100, 0);
-	const char *p = image_write(&img);
 
-	expect_error(mem, p, NULL, NULL, 0, -EINVAL, p, "info area");
+	expect_refused(mem, elf_image(segs, 1, MB_INFO_START - 0x100, 0), -EINVAL, "info area");
 }
 
 static void test_err_aout_kludge(void **state)
 {
 	struct guest_memory *mem = *state;
-	struct image img;
-	const char *p;
+	struct buf img;
 
 	/* load_addr above header_addr: header_addr = load_addr + (0x10 - 0x20). */
 	img = aout_image(0x1000, 0x10, 0x20, 0x100000, 0, 0, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "load_addr");
+	expect_refused(mem, img, -ENOEXEC, "load_addr");
 	/* The load start would be before the file start. */
 	img = aout_image(0x1000, 0x10, 0, 0x100000, 0, 0, 0x100000, 0);
-	((struct multiboot_header *)(img.buf + 0x10))->load_addr = 0x100000 - 0x100;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "before the file start");
+	((struct multiboot_header *)(img.p + 0x10))->load_addr = 0x100000 - 0x100;
+	expect_refused(mem, img, -ENOEXEC, "before the file start");
 	/* load_end_addr past the end of the file. */
 	img = aout_image(0x1000, 0x10, 0, 0x100000, 0x100000 + 0x1001, 0, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "end of the file");
+	expect_refused(mem, img, -ENOEXEC, "end of the file");
 	/* load_end_addr below load_addr. */
 	img = aout_image(0x1000, 0x10, 0, 0x100000, 0xFFF00, 0, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "load_end_addr");
+	expect_refused(mem, img, -ENOEXEC, "load_end_addr");
 	/* bss_end_addr inside the loaded part. */
 	img = aout_image(0x1000, 0x10, 0, 0x100000, 0x100800, 0x100400, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "bss_end_addr");
+	expect_refused(mem, img, -ENOEXEC, "bss_end_addr");
 	/* bss beyond RAM. */
 	img = aout_image(0x1000, 0x10, 0, 0x100000, 0x100800, 0x8000000, 0x100000, 0);
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOMEM, p, "outside guest RAM");
+	expect_refused(mem, img, -ENOMEM, "outside guest RAM");
 	/* The header's address fields cut off by the end of the file. */
 	img = aout_image(0x1000, 0x10, 0, 0x100000, 0, 0, 0x100000, 0);
 	img.len = 0x10 + 20;
-	p = image_write(&img);
-	expect_error(mem, p, NULL, NULL, 0, -ENOEXEC, p, "truncated");
+	expect_refused(mem, img, -ENOEXEC, "truncated");
 }
 
 static void test_err_modules(void **state)
 {
 	struct guest_memory *mem = *state;        /* 16 MiB */
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
-	const char *k = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
+	const char *k = buf_write(&img);
 	struct multiboot_module_arg mods[2] = { { tmp_write("x", 1), NULL } };
 	const char *big;
 	int fd;
@@ -874,8 +802,8 @@ static void test_err_cmdline_too_long(void **state)
 {
 	struct guest_memory *mem = *state;
 	struct seg segs[] = { { .paddr = 0x100000, .filesz = 0x10, .memsz = 0x10 } };
-	struct image img = elf_image(segs, 1, 0x100000, 0);
-	const char *k = image_write(&img);
+	struct buf img = elf_image(segs, 1, 0x100000, 0);
+	const char *k = buf_write(&img);
 	size_t len = MB_INFO_END - MB_INFO_START;
 	char *longarg = malloc(len + 1);
 	struct multiboot_module_arg mod = { tmp_write("x", 1), NULL };
