@@ -24,6 +24,11 @@
  *           event, 4.8.3.2 PM1 control, 4.8.3.3 PM timer); Intel 82371AB
  *           PIIX4 datasheet, power management I/O registers.
  *
+ * Snapshot: section "acpipm", instance = base port: PM1_STS/EN/CNT and
+ *           the timer half-period TMR_STS was last cleared in, in ticks of
+ *           the VM clock; the snapshot restores that clock first, so the
+ *           PM timer reads on from where it stood.  No line (no SCI).
+ *
  * Ports:    base..base+5 (PM1_STS, PM1_EN, PM1_CNT) are serialized (I/O
  *           thread or global lock): plain state.  base+8..base+11 (PM_TMR)
  *           is claimed: it only reads the clock, so it runs on the vCPU
@@ -36,6 +41,7 @@
 #include "bus/range.h"
 #include "devices/acpi_pm.h"
 #include "vmm/acpi.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/timer.h"
@@ -197,6 +203,47 @@ void acpi_pm_set_clock(struct acpi_pm *pm, acpi_pm_clock_fn fn, void *ctx)
 	pm->tmr_half = ticks_at(pm_now(pm)) >> 23;
 }
 
+/* ---- Snapshots (the VM is paused: neither port runs) ---- */
+
+#define ACPI_PM_STATE_VERSION 1
+
+static void acpi_pm_save(struct acpi_pm *pm, struct stream *s)
+{
+	stream_section_begin(s, "acpipm", pm->base, ACPI_PM_STATE_VERSION);
+	stream_put_u32(s, pm->sts);
+	stream_put_u32(s, pm->en);
+	stream_put_u32(s, pm->cnt);
+	stream_put_u64(s, pm->tmr_half);
+	stream_section_end(s);
+}
+
+static int acpi_pm_load(struct acpi_pm *pm, struct stream *s)
+{
+	uint32_t sts, en, cnt;
+	uint64_t half;
+
+	if (stream_section_open(s, "acpipm", pm->base, ACPI_PM_STATE_VERSION, NULL))
+		return stream_error(s);
+	sts = stream_get_u32(s);
+	en = stream_get_u32(s);
+	cnt = stream_get_u32(s);
+	half = stream_get_u64(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	if (sts & ~(PM1_STS_W1C & ~ACPI_PM1_TMR) || en & ~PM1_EN_MASK || cnt & ~PM1_CNT_RW)
+		return stream_fail(s, -EINVAL, "acpipm: bad PM1 registers (STS %#x, EN %#x, "
+				   "CNT %#x)", sts, en, cnt);
+	if (half > ticks_at(pm_now(pm)) >> 23)
+		return stream_fail(s, -EINVAL, "acpipm: timer status from after the VM clock");
+	pm->sts = (uint16_t)sts;
+	pm->en = (uint16_t)en;
+	pm->cnt = (uint16_t)cnt;
+	pm->tmr_half = half;
+	return 0;
+}
+
+RESTORE_RECEIVER(acpi_pm_restore_receive, struct acpi_pm, acpi_pm_save, acpi_pm_load)
+
 struct acpi_pm *acpi_pm_create(struct vm *vm, uint16_t base)
 {
 	struct acpi_pm *pm;
@@ -213,7 +260,11 @@ struct acpi_pm *acpi_pm_create(struct vm *vm, uint16_t base)
 		goto fail;
 	if (range_bus_add(vm->bus.pio, base + ACPI_PM_TMR, TMR_LEN, tmr_pio, true, pm))
 		goto fail_pm1;
+	if (bus_attach(vm->bus.restore, acpi_pm_restore_receive, NULL, pm))
+		goto fail_tmr;
 	return pm;
+fail_tmr:
+	range_bus_remove(vm->bus.pio, base + ACPI_PM_TMR);
 fail_pm1:
 	range_bus_remove(vm->bus.pio, base);
 fail:
@@ -225,6 +276,7 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 {
 	if (!pm)
 		return;
+	bus_detach(pm->vm->bus.restore, acpi_pm_restore_receive, pm);
 	range_bus_remove(pm->vm->bus.pio, pm->base + ACPI_PM_TMR);
 	range_bus_remove(pm->vm->bus.pio, pm->base);
 	free(pm);

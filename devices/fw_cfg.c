@@ -15,6 +15,10 @@
  * Spec: QEMU docs/specs/fw_cfg.rst ("Selector Register", "Data Register",
  *   "Selector Register/Data Register Interface").
  *
+ * Snapshot: section "fwcfg" instance 0: the selected key and the read
+ *   offset.  The item is rebuilt from the VM on load (a restore runs on
+ *   the same machine configuration), so only the position is state.
+ *
  * Serialized (unclaimed range): plain state, one thread at a time.
  */
 #include <errno.h>
@@ -23,6 +27,7 @@
 #include "bus/message.h"
 #include "bus/range.h"
 #include "devices/fw_cfg.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -100,6 +105,42 @@ static bool fw_cfg_pio(void *dev, uint64_t addr, void *msg)
 	return true;
 }
 
+/* ---- Snapshots ---- */
+
+#define FW_CFG_STATE_VERSION 1
+
+static void fw_cfg_save(struct fw_cfg *fw, struct stream *s)
+{
+	stream_section_begin(s, "fwcfg", 0, FW_CFG_STATE_VERSION);
+	stream_put_u32(s, fw->key);
+	stream_put_u32(s, fw->offset);
+	stream_section_end(s);
+}
+
+static int fw_cfg_load(struct fw_cfg *fw, struct stream *s)
+{
+	struct fw_cfg n = { .vm = fw->vm };
+	uint32_t key, offset;
+
+	if (stream_section_open(s, "fwcfg", 0, FW_CFG_STATE_VERSION, NULL))
+		return stream_error(s);
+	key = stream_get_u32(s);
+	offset = stream_get_u32(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	if (key > 0xffff)
+		return stream_fail(s, -EINVAL, "fwcfg: bad selector %#x", key);
+	fw_cfg_select(&n, (uint16_t)key);
+	if (offset > n.len)
+		return stream_fail(s, -EINVAL, "fwcfg: offset %u beyond item %#x (%u bytes)",
+				   offset, key, n.len);
+	n.offset = offset;
+	*fw = n;
+	return 0;
+}
+
+RESTORE_RECEIVER(fw_cfg_restore_receive, struct fw_cfg, fw_cfg_save, fw_cfg_load)
+
 struct fw_cfg *fw_cfg_create(struct vm *vm)
 {
 	struct fw_cfg *fw = calloc(1, sizeof(*fw));
@@ -111,6 +152,11 @@ struct fw_cfg *fw_cfg_create(struct vm *vm)
 		free(fw);
 		return NULL;
 	}
+	if (bus_attach(vm->bus.restore, fw_cfg_restore_receive, NULL, fw)) {
+		range_bus_remove(vm->bus.pio, FW_CFG_PORT_SEL);
+		free(fw);
+		return NULL;
+	}
 	fw_cfg_select(fw, FW_CFG_SIGNATURE);
 	return fw;
 }
@@ -119,6 +165,7 @@ void fw_cfg_destroy(struct fw_cfg *fw)
 {
 	if (!fw)
 		return;
+	bus_detach(fw->vm->bus.restore, fw_cfg_restore_receive, fw);
 	range_bus_remove(fw->vm->bus.pio, FW_CFG_PORT_SEL);
 	free(fw);
 }

@@ -39,6 +39,11 @@
  *           8042 command list as in the IBM PS/2 Hardware Interface
  *           Technical Reference; IBM PS/2 keyboard command set.
  *
+ * Snapshot: section "i8042" instance 0: command byte, output port, the
+ *           commands waiting for a byte, the FIFO (oldest first) and the
+ *           IRQ 1/12 levels last sent.  Nothing is re-sent on load: the
+ *           PIC and IOAPIC save the levels they saw.
+ *
  * Ports:    0x60 and 0x64 are two ranges: 0x61 (between them) is the
  *           PIT's.  Both are serialized (I/O thread or global lock).
  */
@@ -47,6 +52,7 @@
 #include "bus/message.h"
 #include "bus/range.h"
 #include "devices/reset.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -269,10 +275,66 @@ static bool i8042_pio(void *dev, uint64_t addr, void *m)
 	return true;
 }
 
+/* ---- Snapshots ---- */
+
+#define I8042_STATE_VERSION 1
+
+static void i8042_save(struct i8042 *k, struct stream *s)
+{
+	uint8_t b[] = { k->ctr, k->outport, k->sys, k->a2, k->pending_cmd, k->kbd_cmd,
+			k->last, k->irq1, k->irq12, (uint8_t)k->count };
+
+	stream_section_begin(s, "i8042", 0, I8042_STATE_VERSION);
+	stream_put(s, b, sizeof(b));
+	for (unsigned i = 0; i < k->count; i++) {
+		stream_put_u8(s, k->fifo[(k->head + i) % FIFO_SIZE].byte);
+		stream_put_u8(s, k->fifo[(k->head + i) % FIFO_SIZE].aux);
+	}
+	stream_section_end(s);
+}
+
+static bool pending_ok(uint8_t cmd)
+{
+	return !cmd || cmd == 0x60 || (cmd >= 0xD1 && cmd <= 0xD4);
+}
+
+static int i8042_load(struct i8042 *k, struct stream *s)
+{
+	struct i8042 n = { .vm = k->vm };
+	uint8_t b[10];
+
+	if (stream_section_open(s, "i8042", 0, I8042_STATE_VERSION, NULL))
+		return stream_error(s);
+	stream_get(s, b, sizeof(b));
+	if (!stream_error(s) && b[9] > FIFO_SIZE)
+		stream_fail(s, -EINVAL, "i8042: %u bytes in a FIFO of %u", b[9], FIFO_SIZE);
+	for (unsigned i = 0; i < b[9] && !stream_error(s); i++) {
+		uint8_t aux;
+
+		n.fifo[i].byte = stream_get_u8(s);
+		aux = stream_get_u8(s);
+		n.fifo[i].aux = aux;
+		b[2] |= aux & ~1;      /* a flag that is not 0 or 1 fails below */
+	}
+	if (stream_section_close(s))
+		return stream_error(s);
+	if (b[1] > 0x0f || (b[2] | b[3] | b[7] | b[8]) > 1 || !pending_ok(b[4]) ||
+	    (b[5] && !kbd_has_param(b[5])))
+		return stream_fail(s, -EINVAL, "i8042: bad state (output port %#x, pending "
+				   "command %#x, keyboard command %#x)", b[1], b[4], b[5]);
+	n.ctr = b[0], n.outport = b[1], n.sys = b[2], n.a2 = b[3], n.pending_cmd = b[4];
+	n.kbd_cmd = b[5], n.last = b[6], n.irq1 = b[7], n.irq12 = b[8], n.count = b[9];
+	*k = n;
+	return 0;
+}
+
+RESTORE_RECEIVER(i8042_restore_receive, struct i8042, i8042_save, i8042_load)
+
 static void i8042_destroy(void *ctx)
 {
 	struct i8042 *k = ctx;
 
+	bus_detach(k->vm->bus.restore, i8042_restore_receive, k);
 	range_bus_remove(k->vm->bus.pio, I8042_CMD);
 	range_bus_remove(k->vm->bus.pio, I8042_DATA);
 	free(k);
@@ -298,8 +360,12 @@ static int i8042_create(struct vm *vm, const char *args)
 		goto fail;
 	if (range_bus_add(vm->bus.pio, I8042_CMD, 1, i8042_pio, false, k))
 		goto fail_data;
+	if (bus_attach(vm->bus.restore, i8042_restore_receive, NULL, k))
+		goto fail_cmd;
 	vm_at_exit(vm, i8042_destroy, k);
 	return 0;
+fail_cmd:
+	range_bus_remove(vm->bus.pio, I8042_CMD);
 fail_data:
 	range_bus_remove(vm->bus.pio, I8042_DATA);
 fail:

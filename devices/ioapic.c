@@ -26,6 +26,9 @@
  * Spec:     Intel 82093AA I/O APIC datasheet (1996); the EOI register and
  *           version 0x20 as in the Intel ICH I/O APIC.
  *
+ * Snapshot: section "ioapic" (see "Snapshots" below): the input levels and
+ * the entries with Remote IRR; nothing is sent on load.
+ *
  * Serialized: the MMIO window, the IRQ and EOI receivers are unclaimed, so
  * plain state is enough.  Deliveries are synchronous sends on the APIC bus:
  * the LAPICs claim them and run on this thread.
@@ -33,8 +36,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include "bus/message.h"
 #include "devices/ioapic.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -301,6 +306,61 @@ static bool ioapic_eoi_msg(void *dev, void *m)
 	return mine;
 }
 
+/*
+ * ---- Snapshots: section "ioapic" instance 0 (one per VM): ID, IOREGSEL,
+ * the input levels and the 24 entries with their Remote IRR.  Nothing is
+ * sent on load: an asserted level pin is either waiting for its EOI
+ * (Remote IRR, saved here; the LAPIC saves its IRR/ISR/TMR), masked (it
+ * fires on unmask, from the saved level), or was refused by every LAPIC,
+ * exactly as before the checkpoint.  The devices driving the lines do not
+ * re-send them either: the levels they drove are saved here and in the
+ * PIC.  Runs with the VM paused, like every restore receiver.
+ */
+
+#define IOAPIC_STATE_VERSION 1
+
+static void ioapic_save(struct ioapic *io, struct stream *s)
+{
+	stream_section_begin(s, "ioapic", 0, IOAPIC_STATE_VERSION);
+	stream_put_u8(s, io->id);
+	stream_put_u8(s, io->regsel);
+	stream_put_u32(s, io->level);
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		stream_put_u64(s, io->rte[pin]);
+	stream_section_end(s);
+}
+
+static int ioapic_load(struct ioapic *io, struct stream *s)
+{
+	uint64_t rte[IOAPIC_PINS];
+	uint8_t id, regsel;
+	uint32_t level;
+
+	if (stream_section_open(s, "ioapic", 0, IOAPIC_STATE_VERSION, NULL))
+		return stream_error(s);
+	id = stream_get_u8(s);
+	regsel = stream_get_u8(s);
+	level = stream_get_u32(s);
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		rte[pin] = stream_get_u64(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	if (id > 0xf || level >> IOAPIC_PINS)
+		return stream_fail(s, -EINVAL, "ioapic: bad ID %u or input levels %#x", id, level);
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		if (rte[pin] & ~(RTE_WRITABLE | IOAPIC_RTE_REMOTE_IRR) ||
+		    (rte[pin] & (IOAPIC_RTE_REMOTE_IRR | IOAPIC_RTE_LEVEL)) == IOAPIC_RTE_REMOTE_IRR)
+			return stream_fail(s, -EINVAL, "ioapic: bad redirection entry %u: %#llx",
+					   pin, (unsigned long long)rte[pin]);
+	io->id = id;
+	io->regsel = regsel;
+	io->level = level;
+	memcpy(io->rte, rte, sizeof(rte));
+	return 0;
+}
+
+RESTORE_RECEIVER(ioapic_restore_receive, struct ioapic, ioapic_save, ioapic_load)
+
 uint64_t ioapic_entry(const struct ioapic *io, unsigned pin)
 {
 	return pin < IOAPIC_PINS ? io->rte[pin] : 0;
@@ -336,7 +396,11 @@ struct ioapic *ioapic_create(struct vm *vm, uint64_t base)
 		goto fail_mmio;
 	if (bus_attach(vm->bus.eoi, ioapic_eoi_msg, NULL, io))
 		goto fail_irq;
+	if (bus_attach(vm->bus.restore, ioapic_restore_receive, NULL, io))
+		goto fail_eoi;
 	return io;
+fail_eoi:
+	bus_detach(vm->bus.eoi, ioapic_eoi_msg, io);
 fail_irq:
 	bus_detach(vm->bus.irq, ioapic_irq, io);
 fail_mmio:
@@ -352,6 +416,7 @@ void ioapic_destroy(struct ioapic *io)
 	if (!io)
 		return;
 	/* Each detach waits out RCU readers: no callback is left running. */
+	bus_detach(io->vm->bus.restore, ioapic_restore_receive, io);
 	bus_detach(io->vm->bus.eoi, ioapic_eoi_msg, io);
 	bus_detach(io->vm->bus.irq, ioapic_irq, io);
 	range_bus_remove(io->vm->bus.mmio, io->base);

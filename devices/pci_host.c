@@ -32,6 +32,11 @@
  *           (configuration mechanism #1) and chapter 6 (the header);
  *           Intel 82441FX PCMC datasheet (IDs).
  *
+ * Snapshot: section "pcihost" instance 0: CONFIG_ADDRESS (the latch a
+ *           guest may be between writing and using) and the bridge's
+ *           config space; its read-only bytes must load as they are, and
+ *           "nobridge" must match.
+ *
  * Ports:    0xCF8 (1 port: dword accesses start here), 0xCFA-0xCFB and
  *           0xCFC-0xCFF; 0xCF9 in between is the Reset Control Register
  *           (reset.c).  The port bus routes an access by its first port,
@@ -44,6 +49,7 @@
 #include <string.h>
 #include "bus/message.h"
 #include "bus/range.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -142,6 +148,45 @@ static bool pci_host_pio(void *dev, uint64_t addr, void *m)
 	return true;
 }
 
+/* ---- Snapshots ---- */
+
+#define PCI_HOST_STATE_VERSION 1
+
+static void pci_host_save(struct pci_host *h, struct stream *s)
+{
+	stream_section_begin(s, "pcihost", 0, PCI_HOST_STATE_VERSION);
+	stream_put_u32(s, h->address);
+	stream_put_u8(s, h->bridge);
+	stream_put(s, h->cfg, sizeof(h->cfg));
+	stream_section_end(s);
+}
+
+static int pci_host_load(struct pci_host *h, struct stream *s)
+{
+	uint8_t cfg[sizeof(h->cfg)], bridge;
+	uint32_t address;
+
+	if (stream_section_open(s, "pcihost", 0, PCI_HOST_STATE_VERSION, NULL))
+		return stream_error(s);
+	address = stream_get_u32(s);
+	bridge = stream_get_u8(s);
+	stream_get(s, cfg, sizeof(cfg));
+	if (stream_section_close(s))
+		return stream_error(s);
+	if (address & ~CA_MASK || bridge != h->bridge)
+		return stream_fail(s, -EINVAL, "pcihost: bad CONFIG_ADDRESS %#x, or a host bridge "
+				   "%s", address, bridge ? "where there is none" : "missing");
+	for (unsigned i = 0; i < sizeof(cfg); i++)
+		if ((cfg[i] ^ h->cfg[i]) & ~h->wmask[i])
+			return stream_fail(s, -EINVAL, "pcihost: read-only config byte %#x "
+					   "changed (%#x)", i, cfg[i]);
+	h->address = address;
+	memcpy(h->cfg, cfg, sizeof(cfg));
+	return 0;
+}
+
+RESTORE_RECEIVER(pci_host_restore_receive, struct pci_host, pci_host_save, pci_host_load)
+
 static const struct { uint16_t port, len; } ranges[] = {
 	{ PCI_CONFIG_ADDRESS, 1 }, { PCI_CONFIG_HIGH, 2 }, { PCI_CONFIG_DATA, 4 },
 };
@@ -150,6 +195,7 @@ static void pci_host_destroy(void *ctx)
 {
 	struct pci_host *h = ctx;
 
+	bus_detach(h->vm->bus.restore, pci_host_restore_receive, h);
 	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
 		range_bus_remove(h->vm->bus.pio, ranges[i].port);
 	free(h);
@@ -177,6 +223,8 @@ static int pci_host_create(struct vm *vm, const char *args)
 		if (range_bus_add(vm->bus.pio, port, len, pci_host_pio, false, h))
 			goto fail;
 	}
+	if (bus_attach(vm->bus.restore, pci_host_restore_receive, NULL, h))
+		goto fail;
 	vm_at_exit(vm, pci_host_destroy, h);
 	return 0;
 fail:

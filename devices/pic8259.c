@@ -23,6 +23,9 @@
  *   ICH datasheets (bits 0-2 of the master and 0 and 5 of the slave are
  *   reserved and read as 0).
  *
+ * Snapshot: section "pic8259" (see "Snapshots" below): both chips and the
+ *   level last sent on LINT0; no message on load, the LAPIC keeps its side.
+ *
  * Concurrency: every receiver is claimed.  The hot state of both chips is
  * one 64-bit word changed by compare-and-swap; the programming state is a
  * second word; the output message is sent by whichever thread holds the
@@ -36,6 +39,7 @@
 #include <string.h>
 #include "bus/message.h"
 #include "devices/pic8259.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -764,6 +768,96 @@ static bool pic_legacy_receive(void *dev, void *msg)
 	}
 }
 
+/*
+ * ---- Snapshots: section "pic8259" instance 0, every field of both words
+ * spelled out (not the raw words: their bitfield layout is the compiler's).
+ * The restore bus runs only while the VM is paused: no vCPU, timer or
+ * device callback touches the words, so plain loads and stores of them
+ * are safe here.  The output line: the level last sent (DELIV_SENT) is
+ * saved with the rest, and the LAPIC saves its own view of LINT0, so a
+ * consistent checkpoint needs no message; pic_notify() after the load
+ * only sends if a stream disagrees with itself.
+ */
+#define PIC_STATE_VERSION 1
+
+static uint8_t cfg_flags(const union pic_cfg *c, int i)
+{
+	return (uint8_t)(c->chip[i].ic4 | c->chip[i].single << 1 | c->chip[i].aeoi << 2 |
+			 c->chip[i].rotate_aeoi << 3 | c->chip[i].read_isr << 4 |
+			 c->chip[i].poll << 5 | c->chip[i].smm << 6 | c->chip[i].sfnm << 7);
+}
+
+static void cfg_set_flags(union pic_cfg *c, int i, uint8_t f)
+{
+	c->chip[i].ic4 = f & 1;
+	c->chip[i].single = f >> 1 & 1;
+	c->chip[i].aeoi = f >> 2 & 1;
+	c->chip[i].rotate_aeoi = f >> 3 & 1;
+	c->chip[i].read_isr = f >> 4 & 1;
+	c->chip[i].poll = f >> 5 & 1;
+	c->chip[i].smm = f >> 6 & 1;
+	c->chip[i].sfnm = f >> 7 & 1;
+}
+
+static void pic_save(struct pic *pic, struct stream *s)
+{
+	union pic_hot h = { .word = atomic_load(&pic->hot) };
+	union pic_cfg c = { .word = atomic_load(&pic->cfg) };
+
+	stream_section_begin(s, "pic8259", 0, PIC_STATE_VERSION);
+	for (int i = 0; i < 2; i++) {
+		uint8_t b[] = { h.chip[i].irr, h.chip[i].isr, h.chip[i].imr, h.chip[i].lvl,
+				c.chip[i].elcr, c.chip[i].base, c.chip[i].prio, c.chip[i].step,
+				cfg_flags(&c, i), c.chip[i].ltim };
+
+		stream_put(s, b, sizeof(b));
+	}
+	stream_put_u32(s, atomic_load(&pic->deliv) & ~DELIV_BUSY);
+	stream_section_end(s);
+}
+
+static int pic_load(struct pic *pic, struct stream *s)
+{
+	union pic_hot h = { .word = 0 };
+	union pic_cfg c = { .word = 0 };
+	uint8_t b[2][10];
+	uint32_t deliv;
+
+	if (stream_section_open(s, "pic8259", 0, PIC_STATE_VERSION, NULL))
+		return stream_error(s);
+	stream_get(s, b, sizeof(b));
+	deliv = stream_get_u32(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	for (int i = 0; i < 2; i++) {
+		if (b[i][5] & 7 || b[i][4] & ~elcr_writable[i] || b[i][6] > 7 ||
+		    b[i][7] > STEP_ICW4 || b[i][9] > 1)
+			return stream_fail(s, -EINVAL, "pic8259: bad %s state (base %#x, ELCR "
+					   "%#x, priority %u, ICW step %u, LTIM %u)",
+					   i ? "slave" : "master", b[i][5], b[i][4], b[i][6],
+					   b[i][7], b[i][9]);
+		h.chip[i].irr = b[i][0];
+		h.chip[i].isr = b[i][1];
+		h.chip[i].imr = b[i][2];
+		h.chip[i].lvl = b[i][3];
+		c.chip[i].elcr = b[i][4];
+		c.chip[i].base = b[i][5];
+		c.chip[i].prio = b[i][6] & 7;
+		c.chip[i].step = b[i][7] & 3;
+		cfg_set_flags(&c, i, b[i][8]);
+		c.chip[i].ltim = b[i][9] & 1;
+	}
+	if (deliv & DELIV_BUSY)
+		return stream_fail(s, -EINVAL, "pic8259: saved while sending (%#x)", deliv);
+	atomic_store(&pic->hot, h.word);
+	atomic_store(&pic->cfg, c.word);
+	atomic_store(&pic->deliv, deliv);
+	pic_notify(pic);
+	return 0;
+}
+
+RESTORE_RECEIVER(pic_restore_receive, struct pic, pic_save, pic_load)
+
 /* ---- Life cycle. ---- */
 
 static const uint16_t pic_port_bases[] = { 0x20, 0xa0, 0x4d0 };
@@ -775,6 +869,8 @@ struct pic *pic_find(struct vm *vm)
 
 static void pic_detach(struct pic *pic, unsigned nports, bool irq, bool legacy)
 {
+	if (legacy)
+		bus_detach(pic->vm->bus.restore, pic_restore_receive, pic);
 	if (legacy)
 		bus_detach(pic->vm->bus.legacy, pic_legacy_receive, pic);
 	if (irq)
@@ -802,6 +898,11 @@ struct pic *pic_create(struct vm *vm)
 	if (bus_attach(vm->bus.irq, pic_irq_receive, bus_claim_always, pic))
 		goto fail;
 	if (bus_attach(vm->bus.legacy, pic_legacy_receive, bus_claim_always, pic)) {
+		pic_detach(pic, n, true, false);
+		goto release;
+	}
+	if (bus_attach(vm->bus.restore, pic_restore_receive, NULL, pic)) {
+		bus_detach(vm->bus.legacy, pic_legacy_receive, pic);
 		pic_detach(pic, n, true, false);
 		goto release;
 	}

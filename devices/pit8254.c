@@ -36,6 +36,13 @@
  * Spec:     Intel 8254 Programmable Interval Timer datasheet (order number
  *           231164-005, 1993); IBM PC/AT Technical Reference for port 0x61.
  *
+ * Snapshot: section "pit" instance 0: every channel field, port 0x61 and
+ *           the IRQ 0 mark, all in ticks of the VM clock, which the snapshot
+ *           restores before the devices load; so counters and the next edge
+ *           carry on at the same phase, and the timer is re-armed for the
+ *           next edge after the mark (one interrupt for any edges missed,
+ *           as always).  IRQ 0 is an edge: there is no line to re-send.
+ *
  * Serialized: the ports and the timer receiver are unclaimed; plain state.
  */
 #include <errno.h>
@@ -44,6 +51,7 @@
 #include <string.h>
 #include "bus/message.h"
 #include "devices/pit8254.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/timer.h"
@@ -619,6 +627,130 @@ static bool pit_timer(void *dev, void *m)
 	return true;
 }
 
+/* ---- Snapshots ---- */
+
+#define PIT_STATE_VERSION 1
+
+static void channel_save(const struct pit_channel *ch, struct stream *s)
+{
+	uint8_t b[] = { ch->mode_bits, ch->access, ch->bcd, ch->cr_lsb, ch->write_msb_next,
+			ch->read_msb_next, ch->latched_bytes, ch->status_latched, ch->status,
+			ch->gate, ch->run, ch->done };
+
+	stream_put(s, b, sizeof(b));
+	stream_put_u32(s, ch->cr);
+	stream_put_u32(s, ch->latch);
+	stream_put_u32(s, ch->ce);
+	stream_put_u32(s, ch->period);
+	stream_put_u32(s, ch->reload);
+	stream_put_u64(s, ch->base);
+	stream_put_u64(s, ch->reload_at);
+	stream_put_u64(s, ch->null_until);
+}
+
+static void channel_get(struct pit_channel *ch, struct stream *s)
+{
+	uint8_t b[12];
+
+	stream_get(s, b, sizeof(b));
+	*ch = (struct pit_channel){
+		.mode_bits = b[0], .access = b[1], .bcd = b[2], .cr_lsb = b[3],
+		.write_msb_next = b[4], .read_msb_next = b[5], .latched_bytes = b[6],
+		.status_latched = b[7], .status = b[8], .gate = b[9], .run = b[10], .done = b[11],
+	};
+	/* Flags wider than a bool would be squashed: keep them visible to the check. */
+	if ((b[2] | b[4] | b[5] | b[7] | b[9] | b[11]) > 1)
+		ch->run = 0xff;
+	ch->cr = (uint16_t)stream_get_u32(s);
+	ch->latch = (uint16_t)stream_get_u32(s);
+	ch->ce = stream_get_u32(s);
+	ch->period = stream_get_u32(s);
+	ch->reload = stream_get_u32(s);
+	ch->base = stream_get_u64(s);
+	ch->reload_at = stream_get_u64(s);
+	ch->null_until = stream_get_u64(s);
+}
+
+/* What the counting functions rely on: no division by zero, no mode 8. */
+static const char *channel_check(const struct pit_channel *ch)
+{
+	uint32_t m = modulus(ch);
+	unsigned mode = ch_mode(ch);
+
+	if (ch->mode_bits > 7)
+		return "mode";
+	if (ch->access < 1 || ch->access > 3 || ch->latched_bytes > 2)
+		return "access";
+	if (ch->run > PIT_HELD)
+		return "run state or flag";
+	if (ch->ce > m || ch->period > m || ch->reload > m)
+		return "count";
+	if ((mode == 2 || mode == 3) && ch->run == PIT_RUNNING &&
+	    (ch->period < 2 || (ch->reload_at != PIT_NEVER && ch->reload < 2)))
+		return "period";
+	return NULL;
+}
+
+static void pit_save(struct pit *pit, struct stream *s)
+{
+	stream_section_begin(s, "pit", 0, PIT_STATE_VERSION);
+	for (unsigned i = 0; i < 3; i++)
+		channel_save(&pit->chip.ch[i], s);
+	stream_put_u8(s, pit->chip.port61);
+	stream_put_u8(s, pit->chip.refresh);
+	stream_put_u64(s, pit->irq.checked);
+	stream_put_u8(s, pit->irq.out);
+	stream_put_u64(s, pit->irq.fired);
+	stream_put_u64(s, pit->irq.coalesced);
+	stream_section_end(s);
+}
+
+static int pit_load(struct pit *pit, struct stream *s)
+{
+	struct pit_chip chip;
+	struct pit_irq_track irq;
+	uint8_t refresh, out;
+	uint64_t now = pit_ns_to_tick(vm_clock_ns(pit->vm));
+
+	if (stream_section_open(s, "pit", 0, PIT_STATE_VERSION, NULL))
+		return stream_error(s);
+	for (unsigned i = 0; i < 3; i++)
+		channel_get(&chip.ch[i], s);
+	chip.port61 = stream_get_u8(s);
+	refresh = stream_get_u8(s);
+	irq.checked = stream_get_u64(s);
+	out = stream_get_u8(s);
+	irq.fired = stream_get_u64(s);
+	irq.coalesced = stream_get_u64(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	for (unsigned i = 0; i < 3; i++) {
+		const char *bad = channel_check(&chip.ch[i]);
+
+		if (bad)
+			return stream_fail(s, -EINVAL, "pit: channel %u has a bad %s (mode %u, "
+					   "access %u, run %u, count %u, period %u)", i, bad,
+					   chip.ch[i].mode_bits, chip.ch[i].access, chip.ch[i].run,
+					   chip.ch[i].ce, chip.ch[i].period);
+	}
+	if (chip.port61 > 0x0f || refresh > 1 || out > 1 || !chip.ch[0].gate ||
+	    !chip.ch[1].gate || chip.ch[2].gate != (chip.port61 & PORT61_GATE2))
+		return stream_fail(s, -EINVAL, "pit: bad port 0x61 %#x or gates", chip.port61);
+	if (irq.checked > now + 1)
+		return stream_fail(s, -EINVAL, "pit: IRQ 0 accounted up to tick %llu, after "
+				   "the VM clock (tick %llu)", (unsigned long long)irq.checked,
+				   (unsigned long long)now);
+	chip.refresh = refresh;
+	irq.out = out;
+	pit->chip = chip;
+	pit->irq = irq;
+	/* The VM clock was restored first: the next edge comes at the saved phase. */
+	irq0_rearm(pit);
+	return 0;
+}
+
+RESTORE_RECEIVER(pit_restore_receive, struct pit, pit_save, pit_load)
+
 const struct pit_chip *pit_chip(const struct pit *pit)
 {
 	return &pit->chip;
@@ -657,7 +789,11 @@ struct pit *pit_create(struct vm *vm)
 		goto fail_ch;
 	if (bus_attach(vm->bus.timer, pit_timer, NULL, pit))
 		goto fail_61;
+	if (bus_attach(vm->bus.restore, pit_restore_receive, NULL, pit))
+		goto fail_timer;
 	return pit;
+fail_timer:
+	bus_detach(vm->bus.timer, pit_timer, pit);
 fail_61:
 	range_bus_remove(vm->bus.pio, PIT_PORT_61);
 fail_ch:
@@ -673,6 +809,7 @@ void pit_destroy(struct pit *pit)
 	if (!pit)
 		return;
 	/* Detaching waits out RCU readers: no callback can re-arm after this. */
+	bus_detach(pit->vm->bus.restore, pit_restore_receive, pit);
 	bus_detach(pit->vm->bus.timer, pit_timer, pit);
 	range_bus_remove(pit->vm->bus.pio, PIT_PORT_61);
 	range_bus_remove(pit->vm->bus.pio, PIT_PORT_CH0);

@@ -12,6 +12,9 @@
  *           Linux uses the port for I/O delays (outb to 0x80 after slow
  *           ISA accesses, "io_delay=0x80").
  *
+ * Snapshot: section "port80" instance 0: the last byte (guest-visible)
+ *           and the write count.
+ *
  * Claimed: Linux hammers this port for I/O delays, so it must not queue
  * behind the I/O thread.  Its state is two atomics; relaxed order is
  * enough because nothing else is published through them.
@@ -22,6 +25,7 @@
 #include "bus/message.h"
 #include "bus/range.h"
 #include "devices/port80.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -49,6 +53,35 @@ static bool port80_pio(void *dev, uint64_t addr, void *m)
 	return true;
 }
 
+/* Snapshots: with the VM paused no access races the atomics. */
+#define PORT80_STATE_VERSION 1
+
+static void port80_save(struct port80 *p, struct stream *s)
+{
+	stream_section_begin(s, "port80", 0, PORT80_STATE_VERSION);
+	stream_put_u8(s, port80_last(p));
+	stream_put_u64(s, port80_writes(p));
+	stream_section_end(s);
+}
+
+static int port80_load(struct port80 *p, struct stream *s)
+{
+	uint8_t last;
+	uint64_t writes;
+
+	if (stream_section_open(s, "port80", 0, PORT80_STATE_VERSION, NULL))
+		return stream_error(s);
+	last = stream_get_u8(s);
+	writes = stream_get_u64(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	atomic_store(&p->last, last);
+	atomic_store(&p->writes, writes);
+	return 0;
+}
+
+RESTORE_RECEIVER(port80_restore_receive, struct port80, port80_save, port80_load)
+
 struct port80 *port80_create(struct vm *vm)
 {
 	struct port80 *p = calloc(1, sizeof(*p));
@@ -61,6 +94,11 @@ struct port80 *port80_create(struct vm *vm)
 		free(p);
 		return NULL;
 	}
+	if (bus_attach(vm->bus.restore, port80_restore_receive, NULL, p)) {
+		range_bus_remove(vm->bus.pio, PORT80_PORT);
+		free(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -68,6 +106,7 @@ void port80_destroy(struct port80 *p)
 {
 	if (!p)
 		return;
+	bus_detach(p->vm->bus.restore, port80_restore_receive, p);
 	range_bus_remove(p->vm->bus.pio, PORT80_PORT);
 	pr_info("port80: %llu writes, last %#x", (unsigned long long)port80_writes(p),
 		port80_last(p));

@@ -44,6 +44,16 @@
  * Spec:     Motorola MC146818A datasheet; IBM PC/AT Technical Reference
  *           (CMOS RAM map); ACPI FADT CENTURY field (0x32).
  *
+ * Snapshot: section "rtc" instance 0: CMOS RAM, the index and NMI mask,
+ *           register C, and time as offsets: host_base (UTC at VM time 0)
+ *           and delta_s (RTC time minus that source), plus the source times
+ *           of the last flag update and of the armed timer.  The VM clock
+ *           is restored before the devices load, so the guest's clock
+ *           carries on from the checkpoint without a jump (it does not
+ *           catch up with the host's wall clock: that is the guest's NTP
+ *           job), and the timer is re-armed for the same moment.  IRQ 8 is
+ *           an edge: a pending one is in the PIC/IOAPIC, IRQF here.
+ *
  * Serialized: the ports and the timer receiver are unclaimed (I/O thread
  * or global lock); plain state, except the NMI mask which other threads
  * read.
@@ -57,6 +67,7 @@
 #include "bus/message.h"
 #include "bus/range.h"
 #include "devices/rtc_cmos.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/memory.h"
@@ -480,6 +491,77 @@ static void cmos_init(uint8_t *cmos, uint64_t size)
 	cmos[0x2f] = (uint8_t)sum;
 }
 
+/* ---- Snapshots ---- */
+
+#define RTC_STATE_VERSION 1
+#define RTC_TIME_LIMIT (1ll << 62)     /* ns: keeps source time sums in range */
+
+static void rtc_save(struct rtc *r, struct stream *s)
+{
+	stream_section_begin(s, "rtc", 0, RTC_STATE_VERSION);
+	stream_put_u8(s, r->index);
+	stream_put_u8(s, atomic_load(&r->nmi_masked));
+	stream_put_u8(s, r->flags);
+	stream_put(s, r->cmos, sizeof(r->cmos));
+	stream_put_u64(s, (uint64_t)r->host_base);
+	stream_put_u64(s, (uint64_t)r->delta_s);
+	stream_put_u64(s, (uint64_t)r->last);
+	stream_put_u64(s, (uint64_t)r->deadline);
+	stream_section_end(s);
+}
+
+static int rtc_load(struct rtc *r, struct stream *s)
+{
+	uint8_t index, nmi, flags, cmos[sizeof(r->cmos)];
+	int64_t host_base, delta_s, last, deadline, now;
+
+	if (stream_section_open(s, "rtc", 0, RTC_STATE_VERSION, NULL))
+		return stream_error(s);
+	index = stream_get_u8(s);
+	nmi = stream_get_u8(s);
+	flags = stream_get_u8(s);
+	stream_get(s, cmos, sizeof(cmos));
+	host_base = (int64_t)stream_get_u64(s);
+	delta_s = (int64_t)stream_get_u64(s);
+	last = (int64_t)stream_get_u64(s);
+	deadline = (int64_t)stream_get_u64(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	if (index > 0x7f || nmi > 1 || flags & 0x0f || cmos[RTC_REG_A] & RTC_A_UIP)
+		return stream_fail(s, -EINVAL, "rtc: bad index %#x, NMI mask %u, register C "
+				   "%#x or A %#x", index, nmi, flags, cmos[RTC_REG_A]);
+	if (host_base < -RTC_TIME_LIMIT || host_base > RTC_TIME_LIMIT ||
+	    delta_s < -RTC_TIME_LIMIT / NS_PER_S || delta_s > RTC_TIME_LIMIT / NS_PER_S)
+		return stream_fail(s, -EINVAL, "rtc: time offsets out of range (%lld ns, %lld s)",
+				   (long long)host_base, (long long)delta_s);
+	/* The default source, from the saved base: what the saved times are in. */
+	now = host_base + (int64_t)vm_clock_ns(r->vm);
+	if (r->clock != default_clock)
+		now = source_now(r);
+	if (last > now || last < now - RTC_TIME_LIMIT ||
+	    (deadline != NEVER && (deadline > last + NS_PER_S || deadline < last - NS_PER_S)))
+		return stream_fail(s, -EINVAL, "rtc: flag time %lld or timer %lld does not fit "
+				   "the clock (%lld)", (long long)last, (long long)deadline,
+				   (long long)now);
+	r->index = index;
+	atomic_store(&r->nmi_masked, nmi);
+	r->flags = flags;
+	memcpy(r->cmos, cmos, sizeof(cmos));
+	r->host_base = host_base;
+	r->delta_s = delta_s;
+	r->last = last;
+	r->deadline = deadline;
+	/* The timer the checkpoint had pending, at the same moment. */
+	if (deadline == NEVER)
+		timer_cancel(r->vm, r->timer);
+	else
+		timer_arm(r->vm, r->timer, vm_clock_ns(r->vm) +
+			  (uint64_t)(deadline > now ? deadline - now : 0));
+	return 0;
+}
+
+RESTORE_RECEIVER(rtc_restore_receive, struct rtc, rtc_save, rtc_load)
+
 /* ---- The device ---- */
 
 void rtc_set_clock(struct rtc *r, rtc_clock_fn fn, void *ctx)
@@ -537,7 +619,11 @@ struct rtc *rtc_create(struct vm *vm)
 		goto fail_registry;
 	if (bus_attach(vm->bus.timer, rtc_timer, NULL, r))
 		goto fail_ports;
+	if (bus_attach(vm->bus.restore, rtc_restore_receive, NULL, r))
+		goto fail_timer;
 	return r;
+fail_timer:
+	bus_detach(vm->bus.timer, rtc_timer, r);
 fail_ports:
 	range_bus_remove(vm->bus.pio, RTC_PORT_INDEX);
 fail_registry:
@@ -551,6 +637,7 @@ void rtc_destroy(struct rtc *r)
 	if (!r)
 		return;
 	/* Detaching waits out RCU readers: no callback can re-arm after this. */
+	bus_detach(r->vm->bus.restore, rtc_restore_receive, r);
 	bus_detach(r->vm->bus.timer, rtc_timer, r);
 	range_bus_remove(r->vm->bus.pio, RTC_PORT_INDEX);
 	if (r->vm->timers)

@@ -28,6 +28,10 @@
  * Missing: nothing the tests needed.
  * Spec: our own; tests/unit/test_testdev.c and tests/guests/pio.c check it.
  * Args: "testdev:port,mmio[,claimed]", default "0xe0,0xfebf0000".
+ * Snapshot: section "testdev", instance = its port: the register file and
+ *   WCOUNT.  Read-only bytes (ID, WCOUNT's place) must load as they are.
+ *   The restore bus runs with the VM paused, so the plain atomic loads and
+ *   stores of the words race with no access.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -35,6 +39,7 @@
 #include <string.h>
 #include "bus/message.h"
 #include "bus/range.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -252,6 +257,47 @@ static int testdev_parse(const char *args, struct testdev_args *a)
 	return 0;
 }
 
+/* ---- Snapshots ---- */
+
+#define TESTDEV_STATE_VERSION 1
+
+static void testdev_save(struct testdev_instance *t, struct stream *s)
+{
+	stream_section_begin(s, "testdev", (uint32_t)t->pio.base, TESTDEV_STATE_VERSION);
+	for (unsigned w = 0; w < TESTDEV_WORDS; w++)
+		stream_put_u64(s, atomic_load(&t->td.word[w]));
+	stream_put_u32(s, atomic_load(&t->td.wcount));
+	stream_section_end(s);
+}
+
+static int testdev_load(struct testdev_instance *t, struct stream *s)
+{
+	uint64_t word[TESTDEV_WORDS];
+	uint32_t wcount;
+
+	if (stream_section_open(s, "testdev", (uint32_t)t->pio.base, TESTDEV_STATE_VERSION, NULL))
+		return stream_error(s);
+	for (unsigned w = 0; w < TESTDEV_WORDS; w++)
+		word[w] = stream_get_u64(s);
+	wcount = stream_get_u32(s);
+	if (stream_section_close(s))
+		return stream_error(s);
+	/* The reset values of read-only bytes are still in the live words. */
+	for (unsigned w = 0; w < TESTDEV_WORDS; w++) {
+		uint64_t ro = ~t->td.mask[w].writable;
+
+		if ((word[w] ^ atomic_load(&t->td.word[w])) & ro)
+			return stream_fail(s, -EINVAL, "testdev: read-only bytes of word %#x "
+					   "changed (%#llx)", w * 8, (unsigned long long)word[w]);
+	}
+	for (unsigned w = 0; w < TESTDEV_WORDS; w++)
+		atomic_store(&t->td.word[w], word[w]);
+	atomic_store(&t->td.wcount, wcount);
+	return 0;
+}
+
+RESTORE_RECEIVER(testdev_restore_receive, struct testdev_instance, testdev_save, testdev_load)
+
 static int testdev_create(struct vm *vm, const char *args)
 {
 	struct testdev_instance *t;
@@ -276,6 +322,14 @@ static int testdev_create(struct vm *vm, const char *args)
 			    a.claimed, &t->mmio);
 	if (err)
 		goto out_pio;
+	err = bus_attach(vm->bus.restore, testdev_restore_receive, NULL, t);
+	if (err) {
+		range_bus_remove(vm->bus.mmio, a.mmio);
+		range_bus_remove(vm->bus.pio, a.port);
+		free(t);
+		return err;
+	}
+	/* The buses go away after the exit hooks, with everything on them. */
 	vm_at_exit(vm, free, t);
 	pr_info("testdev: ports %#llx, mmio %#llx%s", a.port, a.mmio,
 		a.claimed ? ", claimed" : "");

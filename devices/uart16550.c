@@ -18,15 +18,22 @@
  *           asserted, RI as not).
  * Spec:     National Semiconductor PC16550D datasheet (June 1995).
  *
+ * Snapshot: section "uart", instance = base port: the registers, the RX
+ * FIFO and the host input still waiting for it, and the level the IRQ
+ * line was last set to.  No timers (transmission is instant).  The line
+ * is not re-sent on load: the PIC and IOAPIC save the level they saw.
+ *
  * Every access runs serialized (the I/O thread or the global lock): the
  * port range is not claimed, and neither is the console receiver.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include "bus/message.h"
 #include "devices/uart16550.h"
 #include "unix/console.h"
+#include "devices/restore.h"
 #include "vmm/device.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -400,6 +407,79 @@ static void uart_to_console(void *ctx, const uint8_t *buf, size_t len)
 	console_write(buf, len);
 }
 
+/* ---- Snapshots ---- */
+
+#define UART_STATE_VERSION 1
+
+/* Oldest byte first: the ring's head is not part of the state. */
+static void ring_save(const struct byte_ring *r, struct stream *s)
+{
+	stream_put_u32(s, r->count);
+	for (unsigned i = 0; i < r->count; i++)
+		stream_put_u8(s, r->buf[(r->head + i) % r->size]);
+}
+
+static void ring_load(struct byte_ring *r, struct stream *s, unsigned max, const char *what)
+{
+	uint32_t n = stream_get_u32(s);
+
+	if (n > max) {
+		stream_fail(s, -EINVAL, "uart: %u bytes in the %s, which holds %u", n, what, max);
+		return;
+	}
+	ring_clear(r);
+	stream_get(s, r->buf, n);
+	r->count = n;
+}
+
+static void uart_save(struct uart *u, struct stream *s)
+{
+	uint8_t b[] = { u->irq_level, u->ier, u->lcr, u->mcr, u->msr, u->scr, u->dll, u->dlm,
+			u->fcr, u->lsr_errors, u->rbr, u->thre_pending };
+
+	stream_section_begin(s, "uart", u->base, UART_STATE_VERSION);
+	stream_put(s, b, sizeof(b));
+	ring_save(&u->rx, s);
+	ring_save(&u->backlog, s);
+	stream_section_end(s);
+}
+
+/* Checked on a copy: a refused stream leaves the UART as it was. */
+static int uart_load(struct uart *u, struct stream *s)
+{
+	struct uart *n = malloc(sizeof(*n));
+	uint8_t b[12];
+
+	if (!n)
+		return stream_fail(s, -ENOMEM, "uart: out of memory");
+	*n = *u;
+	n->rx.buf = n->rx_buf;
+	n->backlog.buf = n->backlog_buf;
+	if (!stream_section_open(s, "uart", u->base, UART_STATE_VERSION, NULL)) {
+		stream_get(s, b, sizeof(b));
+		n->irq_level = b[0], n->ier = b[1], n->lcr = b[2], n->mcr = b[3], n->msr = b[4];
+		n->scr = b[5], n->dll = b[6], n->dlm = b[7], n->fcr = b[8], n->lsr_errors = b[9];
+		n->rbr = b[10], n->thre_pending = b[11];
+		if ((b[0] | b[11]) > 1 || b[1] & ~IER_MASK || b[3] & ~MCR_MASK ||
+		    b[8] & ~(FCR_ENABLE | FCR_TRIGGER) || (b[8] && !(b[8] & FCR_ENABLE)) ||
+		    b[9] & ~LSR_ERRORS)
+			stream_fail(s, -EINVAL, "uart %#x: bad register (IER %#x, MCR %#x, FCR %#x, "
+				    "LSR errors %#x)", u->base, b[1], b[3], b[8], b[9]);
+		ring_load(&n->rx, s, rx_capacity(n), "receive FIFO");
+		ring_load(&n->backlog, s, UART_BACKLOG_SIZE, "input backlog");
+		stream_section_close(s);
+	}
+	if (!stream_error(s)) {
+		memcpy(u, n, sizeof(*u));
+		u->rx.buf = u->rx_buf;
+		u->backlog.buf = u->backlog_buf;
+	}
+	free(n);
+	return stream_error(s);
+}
+
+RESTORE_RECEIVER(uart_restore_receive, struct uart, uart_save, uart_load)
+
 static void uart_reset(struct uart *u)
 {
 	u->dll = 0x0c;     /* 9600 baud, what a PC BIOS leaves */
@@ -431,6 +511,13 @@ struct uart *uart_create(struct vm *vm, uint16_t port, uint8_t irq)
 		}
 		u->console_input = true;
 	}
+	if (bus_attach(vm->bus.restore, uart_restore_receive, NULL, u)) {
+		if (u->console_input)
+			bus_detach(vm->bus.console, uart_console, u);
+		range_bus_remove(vm->bus.pio, port);
+		free(u);
+		return NULL;
+	}
 	return u;
 }
 
@@ -438,7 +525,8 @@ void uart_destroy(struct uart *u)
 {
 	if (!u)
 		return;
-	/* Both detaches wait out RCU readers, so no callback is left running. */
+	/* The detaches wait out RCU readers, so no callback is left running. */
+	bus_detach(u->vm->bus.restore, uart_restore_receive, u);
 	range_bus_remove(u->vm->bus.pio, u->base);
 	if (u->console_input)
 		bus_detach(u->vm->bus.console, uart_console, u);

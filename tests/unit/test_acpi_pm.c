@@ -21,7 +21,9 @@
 #include "bus/message.h"
 #include "devices/acpi_pm.h"
 #include "vmm/device.h"
+#include "vmm/timer.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 #define BASE     0x600
 #define PM1_STS  (BASE + 0)
@@ -338,6 +340,101 @@ static void test_ports(void **state)
 	assert_int_equal(device_create(&f->vm, "acpipm"), -EEXIST);
 }
 
+/* PM1 registers of fixtures @a and @b read the same. */
+static void expect_same(struct fixture *a, struct fixture *b)
+{
+	static const uint16_t ports[] = { PM1_STS, PM1_EN, PM1_CNT, PM_TMR };
+
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(vm_pio_in(&a->vm, ports[i], 4), vm_pio_in(&b->vm, ports[i], 4));
+}
+
+/*
+ * TMR_STS pending, enables and a sleep type: the loaded block reads the
+ * same, and its status flips at the same timer value after a clear.
+ */
+static void test_save_load(void **state)
+{
+	struct fixture *a = f, *b;
+	int fa;
+
+	set_ticks(0x100);
+	acpi_pm_set_clock(f->pm, fake_clock, f);
+	set_ticks(0x800010);
+	out_n(PM1_EN, 2, 0x0121);
+	out_n(PM1_CNT, 2, 3u << 10 | 0x0002);
+	fa = trip_save(&a->vm);
+
+	setup(state, IO_MODE_LOCK);
+	b = f;
+	f = a;
+	*state = a;
+	atomic_store(&b->now, atomic_load(&a->now));
+	trip_reload(&b->vm, fa);
+	assert_int_equal(vm_pio_in(&b->vm, PM1_STS, 2), 0x0001);
+	expect_same(a, b);
+	vm_pio_out(&a->vm, PM1_STS, 2, 0x0001);
+	vm_pio_out(&b->vm, PM1_STS, 2, 0x0001);
+	atomic_store(&a->now, tick_ns(0xffffff));
+	atomic_store(&b->now, tick_ns(0xffffff));
+	expect_same(a, b);
+	assert_int_equal(vm_pio_in(&b->vm, PM1_STS, 2), 0);
+	atomic_store(&a->now, tick_ns(0x1000000));
+	atomic_store(&b->now, tick_ns(0x1000000));
+	expect_same(a, b);
+	assert_int_equal(vm_pio_in(&b->vm, PM1_STS, 2), 0x0001);
+	close(fa);
+	f = b;
+	teardown(NULL);
+	f = a;
+}
+
+/* On the VM clock: a second VM set to the first one's time reads the same timer. */
+static void test_save_load_vm_clock(void **state)
+{
+	struct fixture *a = f, *b;
+	uint64_t t;
+	int fa;
+
+	acpi_pm_set_clock(a->pm, NULL, NULL);
+	usleep(1000);
+	timer_service_pause(a->vm.timers);
+	t = vm_clock_ns(&a->vm);
+	fa = trip_save(&a->vm);
+	setup(state, IO_MODE_LOCK);
+	b = f;
+	f = a;
+	*state = a;
+	acpi_pm_set_clock(b->pm, NULL, NULL);
+	timer_service_pause(b->vm.timers);
+	timer_service_set_clock(b->vm.timers, t);
+	assert_int_equal(trip_load(&b->vm, fa), 0);
+	expect_same(a, b);
+	assert_int_equal(vm_pio_in(&b->vm, PM_TMR, 4), acpi_pm_timer_at(t));
+	timer_service_resume(a->vm.timers);
+	timer_service_resume(b->vm.timers);
+	close(fa);
+	f = b;
+	teardown(NULL);
+	f = a;
+}
+
+static void test_load_refuses(void **state)
+{
+	uint32_t tmr = 0x0001, en = 0x0002, cnt = 0x2000;
+	uint64_t half = 1ull << 40;
+	int fa;
+
+	(void)state;
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "acpipm", BASE, 0, &tmr, 4, "STS 0x1");
+	trip_assert_patched_refused(&f->vm, fa, "acpipm", BASE, 4, &en, 4, "EN 0x2");
+	trip_assert_patched_refused(&f->vm, fa, "acpipm", BASE, 8, &cnt, 4, "CNT 0x2000");
+	trip_assert_patched_refused(&f->vm, fa, "acpipm", BASE, 12, &half, 8, "after the VM clock");
+	trip_assert_patched_refused(&f->vm, fa, "acpipm", BASE, 30, NULL, 0, "left unread");
+	close(fa);
+}
+
 #define BOTH(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_lock, teardown), \
 	cmocka_unit_test_setup_teardown(fn, setup_thread, teardown)
@@ -358,6 +455,9 @@ int main(void)
 		BOTH(test_s5_byte),
 		BOTH(test_other_sleep),
 		BOTH(test_ports),
+		BOTH(test_save_load),
+		BOTH(test_save_load_vm_clock),
+		BOTH(test_load_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

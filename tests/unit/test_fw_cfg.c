@@ -13,6 +13,7 @@
 #include "devices/fw_cfg.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 struct fixture {
 	struct vm vm;
@@ -164,6 +165,43 @@ static void test_device_model(void **state)
 	assert_int_not_equal(device_create(&f->vm, "fwcfg:1"), 0);
 }
 
+/* Half way through the RAM size: the loaded device streams the rest. */
+static void test_save_load(void **state)
+{
+	struct fixture *f = *state, *g;
+	int fa;
+
+	sel(f, FW_CFG_RAM_SIZE);
+	assert_int_equal(rd(f, 2), 0x5678ull << 4 & 0xffff);
+	assert_int_equal(rd(f, 1), (0x12345678ull << 4) >> 16 & 0xff);
+	fa = trip_save(&f->vm);
+	setup_lock(state);
+	g = *state;
+	*state = f;
+	trip_reload(&g->vm, fa);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(rd(g, 2), rd(f, 2));
+	close(fa);
+	teardown((void **)&g);
+}
+
+static void test_load_refuses(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t key = 0x10000, offset = 5;
+	int fa;
+
+	sel(f, FW_CFG_SIGNATURE);
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "fwcfg", 0, 0, &key, 4, "bad selector 0x10000");
+	trip_assert_patched_refused(&f->vm, fa, "fwcfg", 0, 4, &offset, 4,
+				    "offset 5 beyond item 0 (4 bytes)");
+	trip_assert_patched_refused(&f->vm, fa, "fwcfg", 0, 6, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "fwcfg", 0, 9, NULL, 0, "left unread");
+	assert_int_equal(rd(f, 4), 0x554d4551);   /* "QEMU": still at the start */
+	close(fa);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_lock, teardown), \
 		cmocka_unit_test_setup_teardown(t, setup_thread, teardown)
 
@@ -177,6 +215,8 @@ int main(void)
 		BOTH(test_reselect_rewinds),
 		BOTH(test_unknown_key_zero),
 		BOTH(test_wide_read_and_write),
+		BOTH(test_save_load),
+		BOTH(test_load_refuses),
 		cmocka_unit_test_setup_teardown(test_device_model, setup_lock, teardown),
 	};
 

@@ -16,6 +16,7 @@
 #include "devices/ioapic.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 #define BASE IOAPIC_BASE
 #define MAX_SEEN 64
@@ -503,6 +504,74 @@ static void test_device_model(void **state)
 	f->io = NULL;
 }
 
+/*
+ * A level pin waiting for its EOI, a masked asserted level pin, an ID and
+ * IOREGSEL: a fresh IOAPIC loaded from them sends nothing on load, then
+ * retriggers on the EOI and delivers on unmask like the original.
+ */
+static void test_save_load(void **state)
+{
+	struct fixture *f = *state, *g;
+	int fa;
+
+	reg_write(0x00, 0x5u << 24);
+	program(17, 0x40 | E_LEVEL, 2);
+	program(9, 0x51 | E_LEVEL | E_LOW | E_MASK, 3);
+	program(4, 0x33 | E_LOGICAL, 0x80);
+	line(17, IRQ_ASSERT);
+	line(9, IRQ_DEASSERT);       /* active low: asserted */
+	mmio_write(0x00, 4, 0x19);   /* pin 4, high half */
+	assert_int_equal(f->nseen, 1);
+	fa = trip_save(&f->vm);
+
+	setup(state, IO_MODE_LOCK);
+	g = *state;
+	*state = f;
+	trip_reload(&g->vm, fa);
+	assert_int_equal(g->nseen, 0);
+	assert_int_equal(mmio_read(0x00, 4), 0x19);
+	assert_int_equal(mmio_read(0x10, 4), 0x80u << 24);
+	assert_int_equal(reg_read(0x00), 0x5u << 24);
+	assert_true(entry_low(17) & E_RIRR);
+	assert_true(ioapic_pin_asserted(g->io, 9));
+	eoi(0x40);                    /* still asserted: again */
+	assert_int_equal(g->nseen, 1);
+	assert_int_equal(last()->vector, 0x40);
+	reg_write(0x10 + 18, 0x51 | E_LEVEL | E_LOW);   /* unmask pin 9 */
+	assert_int_equal(g->nseen, 2);
+	assert_int_equal(last()->vector, 0x51);
+	line(4, IRQ_EDGE);
+	assert_int_equal(g->nseen, 3);
+	assert_int_equal(last()->dest, 0x80);
+	assert_true(last()->logical);
+	close(fa);
+	teardown((void **)&g);
+	fx = f;
+}
+
+static void test_load_refuses(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t id = 0x10;
+	uint32_t level = 1u << 24;
+	uint64_t rirr_edge = E_RIRR | 0x40, status = E_STATUS | E_MASK;
+	int fa;
+
+	(void)state;
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "ioapic", 0, 0, &id, 1, "bad ID 16");
+	trip_assert_patched_refused(&f->vm, fa, "ioapic", 0, 2, &level, 4, "levels 0x1000000");
+	trip_assert_patched_refused(&f->vm, fa, "ioapic", 0, 6 + 8 * 3, &rirr_edge, 8,
+				    "entry 3");
+	trip_assert_patched_refused(&f->vm, fa, "ioapic", 0, 6 + 8 * 23, &status, 8,
+				    "entry 23");
+	trip_assert_patched_refused(&f->vm, fa, "ioapic", 0, 6 + 8 * 24, NULL, 0, "left unread");
+	trip_assert_patched_refused(&f->vm, fa, "ioapic", 0, 100, NULL, 0, "past its end");
+	/* Nothing of a refused stream was applied. */
+	assert_int_equal(entry_low(3), E_MASK);
+	close(fa);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_lock, teardown), \
 		cmocka_unit_test_setup_teardown(t, setup_thread, teardown)
 
@@ -520,6 +589,8 @@ int main(void)
 		BOTH(test_nobody_accepts),
 		BOTH(test_eoi_register),
 		BOTH(test_device_model),
+		BOTH(test_save_load),
+		BOTH(test_load_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

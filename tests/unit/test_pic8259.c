@@ -18,6 +18,7 @@
 #include "devices/pic8259.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 #define MAX_MSGS 4096
 
@@ -1118,6 +1119,88 @@ static void test_concurrent_levels_output(void **state)
 		      (unsigned long long)s.deferred);
 }
 
+/*
+ * Save a PIC in the middle of things (one IRQ in service, a level line
+ * and an edge pending behind it, read-ISR mode, a mask), load it into a
+ * fresh PIC on a second VM: it must answer and acknowledge the same way,
+ * send nothing on load (the LAPIC's saved LINT0 state covers the line),
+ * and save to the same bytes.
+ */
+static void test_save_load(void **state)
+{
+	struct fixture *f = *state, *g;
+	struct pic_snapshot a, b;
+	int fa;
+
+	init_pair(f, 0x01);
+	outb(f, 0x4d1, 0x04);            /* IRQ 10 level */
+	outb(f, 0x21, 0x20);             /* mask IRQ 5 */
+	line(f, 3, IRQ_EDGE);
+	assert_int_equal(inta(f), 0x23);
+	line(f, 4, IRQ_EDGE);
+	line(f, 5, IRQ_EDGE);
+	line(f, 10, IRQ_ASSERT);
+	outb(f, 0x20, 0x0b);             /* read ISR */
+	fa = trip_save(&f->vm);
+
+	setup(state);
+	g = *state;
+	*state = f;
+	trip_reload(&g->vm, fa);
+	assert_int_equal(atomic_load(&g->rec.count), 0);
+	pic_snapshot(f->pic, &a);
+	pic_snapshot(g->pic, &b);
+	assert_memory_equal(a.irr, b.irr, 2);
+	assert_memory_equal(a.isr, b.isr, 2);
+	assert_memory_equal(a.imr, b.imr, 2);
+	assert_memory_equal(a.level, b.level, 2);
+	assert_memory_equal(a.elcr, b.elcr, 2);
+	assert_true(b.output);
+	assert_int_equal(a.messages, b.messages);
+	assert_int_equal(inb(g, 0x20), 0x08);        /* read-ISR mode survived */
+	assert_int_equal(inb(g, 0xa1), 0x00);
+	assert_int_equal(inb(g, 0x21), 0x20);
+	/* The same acknowledge sequence on both. */
+	for (int i = 0; i < 4; i++) {
+		int va = inta(f), vb = inta(g);
+
+		assert_int_equal(va, vb);
+		if (va >= 0x28) {
+			outb(f, 0xa0, 0x20);
+			outb(g, 0xa0, 0x20);
+			line(f, 10, IRQ_DEASSERT);
+			line(g, 10, IRQ_DEASSERT);
+		}
+		outb(f, 0x20, 0x20);
+		outb(g, 0x20, 0x20);
+	}
+	assert_int_equal(pic_output(f->pic), pic_output(g->pic));
+	close(fa);
+	teardown((void **)&g);
+}
+
+/* Hostile streams: bad values, a short section, bytes left over. */
+static void test_load_refuses(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t base = 0x21, elcr = 0x01, step = 7;
+	uint32_t busy = 1;
+	int fa;
+
+	init_pair(f, 0x01);
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "pic8259", 0, 5, &base, 1, "base 0x21");
+	trip_assert_patched_refused(&f->vm, fa, "pic8259", 0, 10 + 4, &elcr, 1, "ELCR 0x1");
+	trip_assert_patched_refused(&f->vm, fa, "pic8259", 0, 7, &step, 1, "ICW step 7");
+	trip_assert_patched_refused(&f->vm, fa, "pic8259", 0, 20, &busy, 4, "while sending");
+	trip_assert_patched_refused(&f->vm, fa, "pic8259", 0, 12, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "pic8259", 0, 99, NULL, 0, "left unread");
+	close(fa);
+	fa = trip_stream_of("other", 0, 1, "", 0);
+	trip_assert_patched_refused(&f->vm, fa, "other", 0, 0, NULL, 0, "no section 'pic8259'");
+	close(fa);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define T_THREAD(fn) cmocka_unit_test_setup_teardown(fn, setup_thread, teardown)
 
@@ -1146,6 +1229,9 @@ int main(void)
 		T(test_ack_inside_delivery),
 		T(test_concurrent_pulses),
 		T(test_concurrent_levels_output),
+		T(test_save_load),
+		T(test_load_refuses),
+		T_THREAD(test_save_load),
 		T_THREAD(test_bios_init),
 		T_THREAD(test_cascade),
 		T_THREAD(test_output_messages),

@@ -22,6 +22,7 @@
 #include "vmm/device.h"
 #include "vmm/timer.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 /* Control words: SC (7-6), RW (5-4), mode (3-1), BCD (0). */
 #define CW(ch, rw, mode, bcd) ((uint8_t)((ch) << 6 | (rw) << 4 | (mode) << 1 | (bcd)))
@@ -791,6 +792,110 @@ static void test_device_bad_args(void **state)
 	assert_true(device_create(&f->vm, "pit:1") < 0);
 }
 
+/* Channel 0 at 100 Hz (mode 2), channel 2 counting in mode 0, a latch half read. */
+static void program_busy(struct vm *vm)
+{
+	pio_write(vm, PIT_PORT_CTRL, 0x34);
+	pio_write(vm, PIT_PORT_CH0, 11932 & 0xff);
+	pio_write(vm, PIT_PORT_CH0, 11932 >> 8);
+	pio_write(vm, PIT_PORT_61, PORT61_GATE2 | PORT61_SPEAKER);
+	pio_write(vm, PIT_PORT_CTRL, CW(2, RW_BOTH, 0, 0));
+	pio_write(vm, PIT_PORT_CH2, 0x50);
+	pio_write(vm, PIT_PORT_CH2, 0xc3);
+	pio_write(vm, PIT_PORT_CTRL, CW(1, RW_BOTH, 3, 1));
+	pio_write(vm, PIT_PORT_CH1, 0x00);
+	pio_write(vm, PIT_PORT_CH1, 0x50);
+	pio_write(vm, PIT_PORT_CTRL, CW(1, RW_LATCH, 0, 0));
+	pio_read(vm, PIT_PORT_CH1, 1);
+}
+
+/*
+ * Save with the VM clock stopped at T, load on a second VM whose clock is
+ * set to T (as vm_snapshot_restore does): the same counts, statuses and
+ * next IRQ 0 edge; once its clock runs, IRQ 0 comes at that edge and no
+ * burst of interrupts makes up for the time the first VM ran.
+ */
+static void test_device_save_load(void **state)
+{
+	struct fixture *f = *state, *g;
+	uint64_t t, next, fired;
+	int fa;
+
+	program_busy(&f->vm);
+	assert_true(wait_irqs(2));
+	timer_service_pause(f->vm.timers);
+	t = vm_clock_ns(&f->vm);
+	fa = trip_save(&f->vm);
+	next = pit_irq_next_ns(pit_chip(f->pit), pit_irq_stats(f->pit));
+	fired = pit_irq_stats(f->pit)->fired;
+	assert_true(next > t && next != PIT_NEVER);
+
+	setup_lock(state);
+	g = *state;
+	*state = f;
+	timer_service_pause(g->vm.timers);
+	timer_service_set_clock(g->vm.timers, t);
+	trip_reload(&g->vm, fa);
+	assert_int_equal(pit_irq_next_ns(pit_chip(g->pit), pit_irq_stats(g->pit)), next);
+	for (unsigned ch = 0; ch < 3; ch++) {
+		assert_int_equal(pit_chip_count(pit_chip(g->pit), ch, t),
+				 pit_chip_count(pit_chip(f->pit), ch, t));
+		assert_int_equal(pit_chip_out(pit_chip(g->pit), ch, t),
+				 pit_chip_out(pit_chip(f->pit), ch, t));
+	}
+	/* The other half of channel 1's latch, then statuses and port 0x61. */
+	assert_int_equal(pio_read(&g->vm, PIT_PORT_CH1, 1), pio_read(&f->vm, PIT_PORT_CH1, 1));
+	for (unsigned ch = 0; ch < 3; ch++) {
+		pio_write(&f->vm, PIT_PORT_CTRL, READBACK(true, false, 1u << ch));
+		pio_write(&g->vm, PIT_PORT_CTRL, READBACK(true, false, 1u << ch));
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(pio_read(&g->vm, (uint16_t)(PIT_PORT_CH0 + ch), 1),
+					 pio_read(&f->vm, (uint16_t)(PIT_PORT_CH0 + ch), 1));
+	}
+	assert_int_equal(pio_read(&g->vm, PIT_PORT_61, 1), pio_read(&f->vm, PIT_PORT_61, 1));
+
+	atomic_store(&irq0_edges, 0);
+	timer_service_resume(g->vm.timers);
+	assert_true(wait_irqs(1));
+	timer_service_pause(g->vm.timers);
+	/* Fired at the saved edge or later, at most once per period since T. */
+	assert_true(pit_irq_stats(g->pit)->checked >= pit_ns_to_tick(next));
+	assert_true(pit_irq_stats(g->pit)->fired - fired <=
+		    (vm_clock_ns(&g->vm) - t) / pit_tick_to_ns(11932) + 1);
+	timer_service_resume(g->vm.timers);
+	timer_service_resume(f->vm.timers);
+	close(fa);
+	teardown_vm((void **)&g);
+}
+
+static void test_device_load_refuses(void **state)
+{
+	struct fixture *f = *state;
+	enum { CH = 56, TAIL = 3 * CH };
+	uint8_t mode = 8, access = 0, port61 = 0x10;
+	uint32_t zero = 0, big = 65537;
+	uint64_t future = UINT64_MAX / 2;
+	int fa;
+
+	program_busy(&f->vm);
+	timer_service_pause(f->vm.timers);
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, 0, &mode, 1, "bad mode");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, CH + 1, &access, 1, "bad access");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, 11, &mode, 1, "run state or flag");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, 12 + 12, &zero, 4, "bad period");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, 2 * CH + 12 + 8, &big, 4,
+				    "channel 2 has a bad count");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, TAIL, &port61, 1, "port 0x61");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, TAIL + 2, &future, 8, "after the VM clock");
+	trip_assert_patched_refused(&f->vm, fa, "pit", 0, TAIL + 27, NULL, 0, "left unread");
+	/* Nothing of those was applied: channel 0 still runs in mode 2. */
+	assert_int_equal(pit_chip(f->pit)->ch[0].mode_bits, 2);
+	assert_int_equal(pit_chip(f->pit)->ch[0].period, 11932);
+	timer_service_resume(f->vm.timers);
+	close(fa);
+}
+
 #define CHIP(t) cmocka_unit_test_setup(t, reset)
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_lock, teardown_vm), \
 		cmocka_unit_test_setup_teardown(t, setup_thread, teardown_vm)
@@ -820,6 +925,8 @@ int main(void)
 		BOTH(test_device_bios_init),
 		BOTH(test_device_ports),
 		BOTH(test_device_irq0_to_ioapic),
+		BOTH(test_device_save_load),
+		BOTH(test_device_load_refuses),
 		BOTH(test_device_bad_args),
 	};
 

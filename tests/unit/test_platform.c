@@ -20,6 +20,7 @@
 #include "devices/reset.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 struct fixture {
 	struct vm vm;
@@ -470,6 +471,98 @@ static void test_pci_model(void **state)
 	assert_int_equal(device_create(&f->vm, "pcihost:bridge"), -EINVAL);
 }
 
+/* ---- Snapshots: the 8042, the PCI host and port 0x80 in one round trip ---- */
+
+/* Every port the three devices answer on, read from fixture @x. */
+static void read_platform(struct fixture *x, uint32_t r[6])
+{
+	struct fixture *keep = f;
+
+	f = x;
+	r[0] = inb(0x64);
+	r[1] = in_n(0xcf8, 4);
+	r[2] = in_n(0xcfc, 4);
+	r[3] = inb(0x80);
+	r[4] = inb(0x60);
+	r[5] = (uint32_t)(f->level[1] | f->level[12] << 1);
+	f = keep;
+}
+
+static void test_save_load(void **state)
+{
+	struct fixture *a = f, *b;
+	uint32_t ra[6], rb[6];
+	int fa;
+
+	(void)state;
+	outb(0x60, 0xf2);                          /* identify: FA AB 83 */
+	kbc_command(0x60);
+	outb(0x60, 0x47);                          /* INT | INT2 | SYS | XLATE */
+	kbc_command(0xd3);
+	outb(0x60, 0x07);                          /* an aux byte behind them */
+	outb(0x60, 0xed);                          /* LEDs: the parameter is pending */
+	kbc_command(0xd2);                         /* a controller command pending */
+	cfg_write(0, 0, 0, 0x3c, 1, 0x0b);
+	cfg_write(0, 0, 0, 0x04, 2, 0x0005);
+	out_n(0xcf8, 4, cfg_addr(0, 0, 0, 0x3c));
+	outb(0x80, 0x42);
+	assert_int_equal(f->level[1], 1);
+	fa = trip_save(&a->vm);
+
+	/* A second VM with the same devices but reset (one per process). */
+	b = calloc(1, sizeof(*b));
+	assert_non_null(b);
+	assert_int_equal(vm_init_buses(&b->vm, IO_MODE_LOCK), 0);
+	assert_int_equal(bus_attach(b->vm.bus.irq, capture_irq, bus_claim_always, b), 0);
+	assert_int_equal(device_create(&b->vm, "i8042"), 0);
+	assert_int_equal(device_create(&b->vm, "pcihost"), 0);
+	b->p80 = port80_create(&b->vm);
+	assert_non_null(b->p80);
+	trip_reload(&b->vm, fa);
+	b->level[1] = 1;                           /* what the PIC saved */
+	assert_int_equal(port80_writes(b->p80), port80_writes(a->p80));
+	/* The pending 0xD2 takes the next byte on both. */
+	vm_pio_out(&a->vm, 0x60, 1, 0x99);
+	vm_pio_out(&b->vm, 0x60, 1, 0x99);
+	for (int i = 0; i < 8; i++) {
+		read_platform(a, ra);
+		read_platform(b, rb);
+		assert_memory_equal(ra, rb, sizeof(ra));
+	}
+	assert_int_equal(ra[2], 0x0b);
+	assert_int_equal(ra[3], 0x42);
+	close(fa);
+	assert_int_equal(atomic_load(&b->bad_irq), 0);
+	port80_destroy(b->p80);
+	vm_run_exit_hooks(&b->vm);
+	bus_detach(b->vm.bus.irq, capture_irq, b);
+	vm_fini_buses(&b->vm);
+	free(b);
+}
+
+static void test_load_refuses(void **state)
+{
+	uint8_t seventeen = 17, cmd = 0x61, kcmd = 0xf4, zero = 0, vendor = 0x87;
+	uint32_t addr = 0x80000001;
+	int fa;
+
+	(void)state;
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "i8042", 0, 9, &seventeen, 1, "17 bytes");
+	trip_assert_patched_refused(&f->vm, fa, "i8042", 0, 4, &cmd, 1, "pending command 0x61");
+	trip_assert_patched_refused(&f->vm, fa, "i8042", 0, 5, &kcmd, 1, "keyboard command 0xf4");
+	trip_assert_patched_refused(&f->vm, fa, "i8042", 0, 11, NULL, 0, "left unread");
+	trip_assert_patched_refused(&f->vm, fa, "pcihost", 0, 0, &addr, 4, "0x80000001");
+	trip_assert_patched_refused(&f->vm, fa, "pcihost", 0, 4, &zero, 1, "host bridge missing");
+	trip_assert_patched_refused(&f->vm, fa, "pcihost", 0, 5, &vendor, 1,
+				    "read-only config byte 0 changed");
+	trip_assert_patched_refused(&f->vm, fa, "pcihost", 0, 100, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "port80", 0, 3, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "port80", 0, 9, NULL, 0, "left unread");
+	close(fa);
+	assert_int_equal(cfg_read(0, 0, 0, 0x00, 4), 0x12378086);
+}
+
 #define BOTH(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_lock, teardown), \
 	cmocka_unit_test_setup_teardown(fn, setup_thread, teardown)
@@ -496,6 +589,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pci_nobridge, setup_lock_nobridge, teardown),
 		cmocka_unit_test_setup_teardown(test_pci_nobridge, setup_thread_nobridge, teardown),
 		BOTH(test_pci_model),
+		BOTH(test_save_load),
+		BOTH(test_load_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,7 +21,9 @@
 #include "bus/message.h"
 #include "devices/rtc_cmos.h"
 #include "vmm/device.h"
+#include "vmm/timer.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 #define NS       1000000000ll
 #define MIB      (1024ull * 1024)
@@ -194,6 +196,19 @@ static void test_time_advances(void **state)
 }
 
 /* SET freezes the registers; clearing it runs the clock from what they hold. */
+/* Stop the RTC at 1999-12-31 23:59:58 (SET stays on), through the registers. */
+static void set_eve(void)
+{
+	cmos_write(0x0b, B_SET | B_24H);
+	cmos_write(0x00, 0x58);
+	cmos_write(0x02, 0x59);
+	cmos_write(0x04, 0x23);
+	cmos_write(0x07, 0x31);
+	cmos_write(0x08, 0x12);
+	cmos_write(0x09, 0x99);
+	cmos_write(0x32, 0x19);
+}
+
 static void test_set_time(void **state)
 {
 	static const uint8_t frozen[8] = { 0x07, 0x45, 0x13, 0x05, 0x29, 0x02, 0x24, 0x20 };
@@ -205,13 +220,7 @@ static void test_set_time(void **state)
 	advance(5 * NS);
 	expect_time(frozen);
 	assert_int_equal(cmos_read(0x0a) & 0x80, 0);   /* no update while SET */
-	cmos_write(0x00, 0x58);
-	cmos_write(0x02, 0x59);
-	cmos_write(0x04, 0x23);
-	cmos_write(0x07, 0x31);
-	cmos_write(0x08, 0x12);
-	cmos_write(0x09, 0x99);
-	cmos_write(0x32, 0x19);
+	set_eve();
 	cmos_write(0x0b, B_24H);
 	expect_time(eve);
 	advance(2 * NS);
@@ -510,6 +519,127 @@ static void test_model(void **state)
 	f->rtc = NULL;
 }
 
+
+/* Both fixtures' time registers, register A's rate and C's flags agree. */
+static void expect_same(struct fixture *a, struct fixture *b)
+{
+	static const uint8_t idx[] = { 0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32, 0x0b,
+				       0x0c, 0x0e, 0x3f, 0x7f };
+	struct fixture *keep = f;
+
+	for (unsigned i = 0; i < sizeof(idx); i++) {
+		uint8_t va, vb;
+
+		f = a;
+		va = cmos_read(idx[i]);
+		f = b;
+		vb = cmos_read(idx[i]);
+		if (va != vb)
+			fail_msg("register %#x: %#x before, %#x after the load", idx[i], va, vb);
+	}
+	f = keep;
+}
+
+/*
+ * A set time, an alarm, CMOS bytes and pending flags, on the test clock:
+ * the loaded RTC reads the same now and after time goes on.
+ */
+static void test_save_load(void **state)
+{
+	struct fixture *a = f, *b;
+	int fa;
+
+	set_eve();
+	cmos_write(0x0b, B_AIE | B_24H);
+	cmos_write(0x01, 0x00);                    /* alarm at 00:00:00 */
+	cmos_write(0x03, 0x00);
+	cmos_write(0x05, 0x00);
+	cmos_write(0x3f, 0xa5);
+	advance(NS);                               /* UF, no interrupt */
+	out_n(0x70, 1, 0x80 | 0x0e);               /* NMI masked, index 0x0e */
+	fa = trip_save(&a->vm);
+
+	setup(state, IO_MODE_LOCK);
+	b = f;
+	f = a;
+	*state = a;
+	atomic_store(&b->now, atomic_load(&a->now));
+	trip_reload(&b->vm, fa);
+	assert_true(rtc_nmi_masked(&b->vm));
+	assert_int_equal(vm_pio_in(&b->vm, 0x71, 1), 0);   /* index 0x0e kept */
+	expect_same(a, b);
+	/* Midnight: the alarm fires on both. */
+	advance(NS);
+	f = b;
+	advance(NS);
+	expect_same(a, b);
+	assert_int_equal(atomic_load(&b->edges[8]), atomic_load(&a->edges[8]));
+	assert_int_equal(atomic_load(&b->edges[8]), 1);
+	close(fa);
+	teardown(NULL);
+	f = a;
+}
+
+/*
+ * On the real clock: the second VM's clock is set to the first's, as a
+ * restore does; its RTC reads the first one's time (not its own host
+ * base), and the periodic interrupt pending at the checkpoint comes.
+ */
+static void test_save_load_vm_clock(void **state)
+{
+	struct fixture *a = f, *b;
+	uint64_t t;
+	int fa;
+
+	rtc_set_clock(a->rtc, NULL, NULL);
+	set_eve();
+	cmos_write(0x0b, B_24H);
+	cmos_write(0x0a, 0x2f);                    /* 2 Hz */
+	(void)cmos_read(0x0c);
+	cmos_write(0x0b, B_PIE | B_24H);
+	timer_service_pause(a->vm.timers);
+	t = vm_clock_ns(&a->vm);
+	fa = trip_save(&a->vm);
+
+	setup(state, IO_MODE_LOCK);
+	b = f;
+	*state = a;
+	rtc_set_clock(b->rtc, NULL, NULL);
+	timer_service_pause(b->vm.timers);
+	timer_service_set_clock(b->vm.timers, t);
+	trip_reload(&b->vm, fa);
+	expect_same(a, b);
+	f = b;
+	assert_int_equal(cmos_read(0x09), 0x99);
+	timer_service_resume(b->vm.timers);
+	assert_true(wait_edges(1));
+	assert_int_equal(cmos_read(0x0c) & 0xc0, 0xc0);
+	timer_service_resume(a->vm.timers);
+	close(fa);
+	teardown(NULL);
+	f = a;
+}
+
+static void test_load_refuses(void **state)
+{
+	uint8_t index = 0x80, flags = 0x01, a_uip = 0xa6;
+	int64_t base = INT64_MAX - 5, deadline;
+	int fa;
+
+	(void)state;
+	cmos_write(0x0b, B_UIE | B_24H);
+	fa = trip_save(&f->vm);
+	deadline = atomic_load(&f->now) + 5 * NS;
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 0, &index, 1, "bad index 0x80");
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 2, &flags, 1, "register C 0x1");
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 3 + 0x0a, &a_uip, 1, "A 0xa6");
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 131, &base, 8, "out of range");
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 155, &deadline, 8, "does not fit");
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 150, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "rtc", 0, 200, NULL, 0, "left unread");
+	close(fa);
+}
+
 #define BOTH(fn) \
 	cmocka_unit_test_setup_teardown(fn, setup_lock, teardown), \
 	cmocka_unit_test_setup_teardown(fn, setup_thread, teardown)
@@ -537,6 +667,9 @@ int main(void)
 		BOTH(test_default_clock),
 		BOTH(test_periodic_irq),
 		BOTH(test_model),
+		BOTH(test_save_load),
+		BOTH(test_save_load_vm_clock),
+		BOTH(test_load_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "bus/range.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 #define PORT      0xe0
 #define MMIO      0xfebf0000ull
@@ -456,6 +457,51 @@ static void test_debugexit_pass_is_one(void **state)
 	assert_int_equal(vm_wait_exit(cur), 1);
 }
 
+/* Random writes, then the whole file and WCOUNT on a loaded second device. */
+static void test_save_load(void **state)
+{
+	struct fixture *f = *state, *g;
+	uint64_t a[MMIO_LEN / 8];
+	int fa;
+
+	for (int i = 0; i < 300; i++) {
+		uint64_t r = next_rand();
+
+		mwrite((r >> 8) % (MMIO_LEN / 8) * 8, 8, next_rand());
+	}
+	pout(PORT + R_INVERT, 4, 0x12345678);
+	for (unsigned w = 0; w < MMIO_LEN / 8; w++)
+		a[w] = mread(w * 8, 8);
+	fa = trip_save(&f->vm);
+	setup_with((void **)&g, f->mode, f->spec);
+	trip_reload(&g->vm, fa);
+	for (unsigned w = 0; w < MMIO_LEN / 8; w++)
+		assert_int_equal(mread(w * 8, 8), a[w]);
+	assert_int_equal(pin(PORT + R_WCOUNT, 4), 301);
+	assert_int_equal(pin(PORT + R_INVERT, 4), ~0x12345678u);
+	close(fa);
+	teardown((void **)&g);
+	cur = &f->vm;
+}
+
+static void test_load_refuses(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t bad = 0x55;
+	int fa;
+
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "testdev", PORT, 4, &bad, 1,
+				    "read-only bytes of word 0 changed");
+	trip_assert_patched_refused(&f->vm, fa, "testdev", PORT, 13, &bad, 1,
+				    "read-only bytes of word 0x8 changed");
+	trip_assert_patched_refused(&f->vm, fa, "testdev", PORT, 100, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "testdev", PORT, MMIO_LEN + 9, NULL, 0,
+				    "left unread");
+	assert_int_equal(pin(PORT + R_ID, 4), ID);
+	close(fa);
+}
+
 #define EVERY_MODE(fn) cmocka_unit_test_setup_teardown(fn, setup_lock, teardown), \
 		 cmocka_unit_test_setup_teardown(fn, setup_thread, teardown), \
 		 cmocka_unit_test_setup_teardown(fn, setup_claimed, teardown)
@@ -473,6 +519,8 @@ int main(void)
 		EVERY_MODE(test_random_accesses_match_the_model),
 		EVERY_MODE(test_unmapped_is_not_handled),
 		EVERY_MODE(test_concurrent_writers),
+		EVERY_MODE(test_save_load),
+		EVERY_MODE(test_load_refuses),
 		BARE(test_bad_specs_are_refused),
 		BARE(test_placement_and_overlap),
 		BARE(test_debugexit_status),

@@ -26,6 +26,7 @@
 #include "unix/console.h"
 #include "vmm/device.h"
 #include "vmm/vm.h"
+#include "restore_trip.h"
 
 #define COM1 0x3f8
 #define IRQ  4
@@ -666,6 +667,90 @@ static void test_console_restore_on_signal(void **state)
 	close(master);
 }
 
+/* Read every register (RBR last, so the FIFO moves) of fixture @x. */
+static void read_regs(struct fixture *x, uint8_t r[8])
+{
+	struct fixture *keep = f;
+
+	f = x;
+	for (unsigned i = 0; i < 8; i++)
+		r[i] = inb((IER + i) % 8);   /* IER .. SCR, then RBR */
+	f = keep;
+}
+
+/*
+ * Registers, a full FIFO with host input waiting behind it, a raised
+ * line: the loaded UART reads the same, byte for byte, sends nothing on
+ * load (the interrupt controllers keep the level) and saves the same.
+ */
+static void test_save_load(void **state)
+{
+	struct fixture *a = f, *b;
+	uint8_t in[40], ra[8], rb[8];
+	int fa;
+
+	for (unsigned i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)(0x30 + i);
+	outb(LCR, 0x83);
+	outb(THR, 0x01);                      /* divisor 1 */
+	outb(IER, 0x00);
+	outb(LCR, 0x1b);
+	outb(FCR, 0xc7);                      /* FIFO, trigger 14 */
+	outb(MCR, 0x0b);
+	outb(IER, 0x0f);
+	outb(SCR, 0x5a);
+	type(in, sizeof(in));
+	assert_int_equal(inb(RBR), 0x30);
+	assert_int_equal(inb(RBR), 0x31);
+	assert_true(irq_high());
+	fa = trip_save(&a->vm);
+
+	setup_mode(state, IO_MODE_LOCK);
+	b = f;
+	f = a;
+	*state = a;
+	trip_reload(&b->vm, fa);
+	assert_int_equal(b->cap.irq_msgs, 0);
+	b->cap.level[IRQ] = 1;                /* what the PIC saved */
+	for (unsigned i = 2; i < sizeof(in) + 1; i++) {
+		read_regs(a, ra);
+		read_regs(b, rb);
+		assert_memory_equal(ra, rb, 8);
+		assert_int_equal(a->cap.level[IRQ], b->cap.level[IRQ]);
+	}
+	assert_int_equal(ra[LSR - 1], 0x60);  /* both drained */
+	assert_int_equal(a->cap.irq_msgs - b->cap.irq_msgs, 1);
+	close(fa);
+	f = b;
+	teardown(NULL);
+	f = a;
+}
+
+static void test_load_refuses(void **state)
+{
+	uint8_t ier = 0x10, fcr = 0x40, lsr = 0x20;
+	uint32_t count = 2, big = 4097;
+	int fa;
+
+	(void)state;
+	outb(FCR, 0x00);                      /* 16450 mode: a FIFO of one */
+	fa = trip_save(&f->vm);
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 1, &ier, 1, "IER 0x10");
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 8, &fcr, 1, "FCR 0x40");
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 9, &lsr, 1, "LSR errors 0x20");
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 12, &count, 4,
+				    "2 bytes in the receive FIFO, which holds 1");
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 16, &big, 4, "input backlog");
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 19, NULL, 0, "past its end");
+	trip_assert_patched_refused(&f->vm, fa, "uart", COM1, 99, NULL, 0, "left unread");
+	close(fa);
+	/* The section of a UART at another port is not this one's. */
+	fa = trip_stream_of("uart", 0x2f8, 1, "", 0);
+	trip_assert_patched_refused(&f->vm, fa, "uart", 0x2f8, 0, NULL, 0,
+				    "no section 'uart' instance 1016");
+	close(fa);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -690,6 +775,8 @@ int main(void)
 		T(test_loopback_modem_lines),
 		T(test_out2_gates_irq),
 		T(test_model_registry),
+		T(test_save_load),
+		T(test_load_refuses),
 		T(test_console_reader),
 		T(test_console_tty),
 		cmocka_unit_test(test_escape_parser),
