@@ -110,6 +110,12 @@ enum restore_type { RESTORE_SAVE, RESTORE_LOAD };
 struct stream;
 struct msg_restore {
 	uint8_t type;      /* enum restore_type */
+	/*
+	 * RESTORE_LOAD of the power-on checkpoint (a machine reset): state that
+	 * survives a reset on real hardware (the RTC's battery-backed CMOS and
+	 * clock) is kept rather than loaded.
+	 */
+	bool reset;
 	struct stream *s;
 	int error;
 };

@@ -117,6 +117,8 @@ static int64_t default_clock(void *ctx)
 	return r->host_base + (int64_t)vm_clock_ns(r->vm);
 }
 
+static int64_t host_utc_ns(void);
+
 static int64_t source_now(const struct rtc *r)
 {
 	return r->clock(r->clock_ctx);
@@ -560,7 +562,44 @@ static int rtc_load(struct rtc *r, struct stream *s)
 	return 0;
 }
 
-RESTORE_RECEIVER(rtc_restore_receive, struct rtc, rtc_save, rtc_load)
+/*
+ * A machine reset loads the power-on checkpoint, and the VM clock goes
+ * back with it.  The RTC is battery-backed: its CMOS RAM, its registers and
+ * the guest's time offset stay; only the time source is re-anchored to the
+ * host clock, so the guest's date carries on instead of going back.
+ */
+static int rtc_keep_across_reset(struct rtc *r, struct stream *s)
+{
+	int64_t now;
+
+	if (stream_section_open(s, "rtc", 0, RTC_STATE_VERSION, NULL))
+		return stream_error(s);
+	stream_get_ptr(s, stream_left(s));
+	if (stream_section_close(s))
+		return stream_error(s);
+	r->host_base = host_utc_ns() - (int64_t)vm_clock_ns(r->vm);
+	now = source_now(r);
+	r->last = now;
+	r->deadline = NEVER;
+	schedule(r, now);
+	return 0;
+}
+
+static bool rtc_restore_receive(void *dev, void *msg)
+{
+	struct msg_restore *m = msg;
+	struct rtc *r = dev;
+
+	if (m->error)
+		return true;
+	if (m->type == RESTORE_SAVE)
+		rtc_save(r, m->s);
+	else if (m->reset)
+		m->error = rtc_keep_across_reset(r, m->s);
+	else
+		m->error = rtc_load(r, m->s);
+	return true;
+}
 
 /* ---- The device ---- */
 

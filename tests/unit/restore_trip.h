@@ -41,11 +41,11 @@ static inline int trip_save(struct vm *vm)
 	return fd;
 }
 
-/* The devices of @vm load @fd: 0, or the error, with its reason in @why. */
-static inline int trip_load_why(struct vm *vm, int fd, char *why, size_t len)
+/* The devices of @vm load @fd (as a machine reset does if @reset). */
+static inline int trip_load_mode(struct vm *vm, int fd, bool reset, char *why, size_t len)
 {
 	struct stream s;
-	struct msg_restore m = { .type = RESTORE_LOAD, .s = &s };
+	struct msg_restore m = { .type = RESTORE_LOAD, .reset = reset, .s = &s };
 	int err;
 
 	assert_int_equal(stream_open_read_fd(&s, fd, "trip"), 0);
@@ -54,6 +54,12 @@ static inline int trip_load_why(struct vm *vm, int fd, char *why, size_t len)
 	snprintf(why, len, "%s", stream_why(&s));
 	stream_close(&s);
 	return err;
+}
+
+/* The devices of @vm load @fd: 0, or the error, with its reason in @why. */
+static inline int trip_load_why(struct vm *vm, int fd, char *why, size_t len)
+{
+	return trip_load_mode(vm, fd, false, why, len);
 }
 
 static inline int trip_load(struct vm *vm, int fd)

@@ -620,6 +620,34 @@ static void test_save_load_vm_clock(void **state)
 	f = a;
 }
 
+/*
+ * A machine reset loads the power-on checkpoint, but the RTC is
+ * battery-backed: it keeps the CMOS bytes and the time set since, where a
+ * snapshot load takes the checkpoint's.
+ */
+static void test_reset_keeps_battery_state(void **state)
+{
+	char why[256];
+	int fa;
+
+	(void)state;
+	set_eve();
+	cmos_write(0x0b, B_24H);
+	cmos_write(0x3f, 0x11);
+	fa = trip_save(&f->vm);                    /* the power-on checkpoint */
+	cmos_write(0x3f, 0x22);
+	cmos_write(0x0b, B_SET | B_24H);
+	cmos_write(0x09, 0x42);                    /* a guest sets another year */
+	cmos_write(0x0b, B_24H);
+	assert_int_equal(trip_load_mode(&f->vm, fa, true, why, sizeof(why)), 0);
+	assert_int_equal(cmos_read(0x3f), 0x22);
+	assert_int_equal(cmos_read(0x09), 0x42);
+	assert_int_equal(trip_load_mode(&f->vm, fa, false, why, sizeof(why)), 0);
+	assert_int_equal(cmos_read(0x3f), 0x11);
+	assert_int_equal(cmos_read(0x09), 0x99);
+	close(fa);
+}
+
 static void test_load_refuses(void **state)
 {
 	uint8_t index = 0x80, flags = 0x01, a_uip = 0xa6;
@@ -669,6 +697,7 @@ int main(void)
 		BOTH(test_model),
 		BOTH(test_save_load),
 		BOTH(test_save_load_vm_clock),
+		BOTH(test_reset_keeps_battery_state),
 		BOTH(test_load_refuses),
 	};
 
