@@ -29,7 +29,7 @@ VMM := $(BUILD)/vmm
 IRQSTRESS := $(BUILD)/irqstress
 
 .PHONY: all test unit-tests guest-tests tsan-tests linux-tests clean run run-demo
-all: $(VMM) $(UNIT_BINS) $(if $(STRESS_SRCS),$(IRQSTRESS)) guests
+all: $(VMM) $(BUILD)/snapcmp $(UNIT_BINS) $(if $(STRESS_SRCS),$(IRQSTRESS)) guests
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -40,6 +40,9 @@ $(VMM): $(BUILD)/obj/unix/main.o $(CORE_OBJS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(CORE_OBJS)
 	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/snapcmp: $(BUILD)/obj/tests/snapshot/snapcmp.o $(BUILD)/obj/vmm/stream.o
 	$(CC) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(IRQSTRESS): $(STRESS_SRCS:%.c=$(BUILD)/obj/%.o) $(CORE_OBJS)
@@ -65,12 +68,14 @@ unit-tests: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 	ACPI_REQUIRE_IASL=1 tests/acpi/run.sh $(BUILD)/tests/test_acpi
 
-guest-tests: $(VMM) guests
+guest-tests: $(VMM) $(BUILD)/snapcmp guests
 	tests/cli/run.sh $(VMM)
 	ACPI_REQUIRE_IASL=1 ACPI_VMM=$(VMM) ACPI_KERNEL=$(GUEST_DIR)/hello.elf tests/acpi/run.sh
 	tests/guests/run.sh $(VMM) $(GUEST_DIR)
 	tests/qmp/run.sh $(VMM) $(GUEST_DIR)
 	tests/snapshot/run.sh $(VMM) $(GUEST_DIR)
+	tests/migrate/run.sh $(VMM) $(GUEST_DIR)
+	tests/reset/run.sh $(VMM) $(GUEST_DIR)
 
 # Concurrency tests only: the bus, the I/O thread and the stress harness.
 TSAN_TESTS := $(filter %/test_bus %/test_range %/test_iothread %/test_timer %/test_testdev \

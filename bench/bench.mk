@@ -57,6 +57,7 @@ bench: $(if $(SAN),bench-no-san) bench-bins $(if $(filter 1,$(LINUX)),linux-gues
 	BENCH_GUESTS=$(BENCH_GUEST_DIR) BENCH_IRQSTRESS=$(IRQSTRESS) \
 	BENCH_IRQSTRESS_BUILD=$$status BENCH_REPS=$(REPS) BENCH_QEMU=$(QEMU) \
 	BENCH_LINUX=$(LINUX) bench/run.sh
+	bench/migrate.sh $(VMM) $(BENCH_GUEST_DIR) $(REPS) $(QEMU) >>doc/bench/RESULTS.md
 
 # gnuplot draws the plots; QEMU is the peer.  Both from Debian.
 BENCH_SUDO := $(if $(filter 0,$(shell id -u)),,sudo)

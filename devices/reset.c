@@ -7,11 +7,13 @@
  *           reboot=pci writes 0x02 then 0x06); SYS_RST and FULL_RST (bits 1
  *           and 3) are stored and read back, RST_CPU reads 0.  Every reset
  *           source (this port, the 8042's pulse and output port) calls
- *           vm_reset_request(), which applies the --on-reboot policy.
- * Missing:  a real restart: REBOOT_RESTART needs the core to put every vCPU
- *           and device back into its power-on state; until a restart
- *           handler is installed it exits with status 0 like REBOOT_EXIT.
- *           Soft (SYS_RST = 0) and hard resets are not told apart.
+ *           vm_reset_request(), which applies the --on-reboot policy:
+ *           exit with status 0, or hand the reset to the restart handler
+ *           (the frontend's: vmm/machine_reset.h reloads the power-on
+ *           checkpoint on a thread of its own).
+ * Missing:  Soft (SYS_RST = 0) and hard resets are not told apart.  The
+ *           RCR keeps its SYS_RST/FULL_RST bits across a reset (it has no
+ *           snapshot section; the PIIX clears them).
  *           Word and dword accesses starting at 0xCF9 are ignored (the
  *           RCR is a byte register).
  * Spec:     Intel 82371AB PIIX4 datasheet, Reset Control Register (I/O
@@ -81,7 +83,7 @@ void vm_reset_request(struct vm *vm)
 			fn(vm);
 			return;
 		}
-		fprintf(stderr, "vmm: guest requested reset: restart is not implemented yet, "
+		fprintf(stderr, "vmm: guest requested reset: nothing to restart with, "
 			"exiting (--on-reboot restart)\n");
 	} else {
 		fprintf(stderr, "vmm: guest requested reset: exiting (--on-reboot exit)\n");

@@ -1,7 +1,9 @@
 /*
- * Machine reset: the one place every reset source ends up (the PIIX/ICH
- * Reset Control Register at 0xCF9, the 8042's reset line, later a triple
- * fault), and the policy the frontend's --on-reboot chose for it.
+ * Machine reset: the one place every reset source the guest has ends up
+ * (the PIIX/ICH Reset Control Register at 0xCF9, which is also the FADT's
+ * reset register, and the 8042's reset line), and the policy the
+ * frontend's --on-reboot chose for it.  A triple fault is not a reset
+ * here: it stays a guest crash (vmm/vcpu_exit.c).
  *
  * One VM per process: the policy and the hooks below are process-wide
  * statics (there is no per-VM device lookup, and struct vm has no slot for
@@ -26,8 +28,9 @@ enum reboot_action {
 /*
  * The guest asked for a reset.  Any thread, any context (serialized device
  * callbacks call it).  REBOOT_EXIT: vm_request_exit(vm, 0).
- * REBOOT_RESTART: the restart handler if one is set; without one (the core
- * cannot reset vCPUs yet) it says so and exits with status 0 as well.
+ * REBOOT_RESTART: the restart handler if one is set (the frontend sets
+ * one once it has the power-on checkpoint); without one it says so and
+ * exits with status 0 as well.
  */
 void vm_reset_request(struct vm *vm);
 
@@ -36,10 +39,10 @@ void reset_set_action(struct vm *vm, enum reboot_action action);
 enum reboot_action reset_action(void);
 
 /*
- * What REBOOT_RESTART runs instead of exiting, once the core can put the
- * machine back into its power-on state; NULL removes it.  It is called on
- * the thread of the reset source (often the I/O thread), so it should only
- * post the request to whoever does the work.
+ * What REBOOT_RESTART runs instead of exiting; NULL removes it.  It is
+ * called on the thread of the reset source (often the I/O thread, which a
+ * pause waits for), so it must only post the request to whoever does the
+ * work (machine_reset_request).
  */
 typedef void (*reset_restart_fn)(struct vm *vm);
 void reset_set_restart_handler(reset_restart_fn fn);

@@ -21,6 +21,8 @@
 #include "vmm/linux_boot.h"
 #include "vmm/log.h"
 #include "vmm/machine.h"
+#include "vmm/migrate.h"
+#include "vmm/machine_reset.h"
 #include "vmm/multiboot.h"
 #include "vmm/snapshot.h"
 #include "vmm/state_dump.h"
@@ -116,13 +118,44 @@ static int load_kernel(struct vm *vm, const struct vmm_options *o)
 	return boot_multiboot(vm, o);
 }
 
-/* --restore: the snapshot replaces the kernel (RAM, vCPUs and devices). */
+/* What the guest's reset (0xCF9, the 8042) does under --on-reboot restart. */
+static void restart_guest(struct vm *vm)
+{
+	if (machine_reset_request(vm, MACHINE_RESET_GUEST) < 0)
+		vm_request_exit(vm, 0);   /* torn down already: as --on-reboot exit */
+}
+
+/* --incoming: the migration replaces RAM, vCPUs and devices; nothing ran yet. */
+static int load_incoming(struct vm *vm, const struct vmm_options *o)
+{
+	char err[512];
+
+	if (migrate_incoming(vm, o->incoming, err, sizeof(err)) < 0) {
+		pr_err("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * The kernel, then the power-on checkpoint every reset goes back to; then
+ * --restore replaces RAM, vCPUs and devices with the snapshot's (a reset
+ * of a restored guest boots the kernel afresh).
+ */
 static int load_guest(struct vm *vm, const struct vmm_options *o)
 {
 	char err[512];
 
+	/* --incoming without --kernel: no power-on image, a guest reset exits. */
+	if (o->incoming && !o->kernel)
+		return load_incoming(vm, o);
+	if (load_kernel(vm, o) < 0 || machine_reset_init(vm) < 0)
+		return -1;
+	reset_set_restart_handler(restart_guest);
+	if (o->incoming)
+		return load_incoming(vm, o);
 	if (!o->restore)
-		return load_kernel(vm, o);
+		return 0;
 	if (vm_snapshot_restore(vm, o->restore, err, sizeof(err)) < 0) {
 		pr_err("%s", err);
 		return -1;
@@ -240,18 +273,25 @@ static void block_exit_signals(void)
 static int run(struct vm *vm, const struct vmm_options *o)
 {
 	pthread_t sig_thread;
+	bool qmp_ok;
 	int status;
 
 	/* Before any thread starts (the machine starts the I/O and timer threads). */
 	block_exit_signals();
 	if (machine_create(vm, o->cpus, o->mem, o->io) < 0 || create_devices(vm, o) < 0 ||
-	    dump_acpi(vm, o) < 0 || load_guest(vm, o) < 0)
+	    dump_acpi(vm, o) < 0)
 		return EXIT_VMM_ERROR;
+	/* --qmp-wait pauses before a --restore: the VM stays exactly as saved until 'cont'. */
+	qmp_ok = !o->qmp || qmp_start(vm, o->qmp, o->qmp_wait) == 0;
+	if (load_guest(vm, o) < 0) {
+		qmp_stop(EXIT_VMM_ERROR);
+		return EXIT_VMM_ERROR;
+	}
 	snapshot_signal_init(vm);
 	pthread_create(&sig_thread, NULL, signal_thread, vm);
 	pthread_detach(sig_thread);
 	console_start(vm);
-	if (o->qmp && qmp_start(vm, o->qmp, o->qmp_wait) < 0)
+	if (!qmp_ok)
 		vm_request_exit(vm, EXIT_VMM_ERROR);
 	else if (start_vcpus(vm, o) < 0)
 		vm_request_exit(vm, EXIT_VMM_ERROR);

@@ -9,7 +9,7 @@
 enum {
 	OPT_KERNEL = 256, OPT_CMDLINE, OPT_INITRD, OPT_NO_UNPACK, OPT_PVH, OPT_ON_REBOOT, OPT_MODULE, OPT_CPUS, OPT_MEM, OPT_IO, OPT_PIN,
 	OPT_STATS, OPT_DUMP_ACPI, OPT_DEVICE, OPT_NODEFAULTS, OPT_SPIN, OPT_HELP, OPT_VERSION,
-	OPT_QMP, OPT_QMP_WAIT, OPT_RESTORE,
+	OPT_QMP, OPT_QMP_WAIT, OPT_RESTORE, OPT_INCOMING,
 };
 
 static const struct option long_options[] = {
@@ -34,6 +34,7 @@ static const struct option long_options[] = {
 	{ "qmp", required_argument, NULL, OPT_QMP },
 	{ "qmp-wait", no_argument, NULL, OPT_QMP_WAIT },
 	{ "restore", required_argument, NULL, OPT_RESTORE },
+	{ "incoming", required_argument, NULL, OPT_INCOMING },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -44,6 +45,7 @@ void options_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 "Usage: %s --kernel FILE [options]\n"
+"       %s --incoming URI [options]\n"
 "Run a guest on /dev/kvm with a user-level VMM: one thread per vCPU, devices\n"
 "behind one I/O thread (or one global lock), lock-free interrupt controllers.\n"
 "\n"
@@ -75,6 +77,9 @@ void options_usage(FILE *out, const char *prog)
 "  --qmp-wait         start paused until a QMP client sends 'cont'\n"
 "  --restore FILE     start from a snapshot (same --cpus, --mem and devices;\n"
 "                     --kernel is then not loaded; see doc/snapshot.md)\n"
+"  --incoming tcp:HOST:PORT|unix:PATH  wait for a live migration there and run\n"
+"                     it (same --cpus, --mem and devices; no --kernel needed;\n"
+"                     see doc/migration.md)\n"
 "  --dump-acpi DIR    write the ACPI tables to DIR/*.dat (for iasl -d)\n"
 "  -v, --verbose      log what the VMM does (thread placement, devices)\n"
 "  --help, --version\n"
@@ -84,7 +89,7 @@ void options_usage(FILE *out, const char *prog)
 "guest powers off or Ctrl-A x; 1 on a VMM error; 2 on bad usage; 4 when the\n"
 "guest crashed (triple fault, KVM emulation failure).\n"
 "\n"
-"Devices (--device name:args):\n", prog, VM_MAX_VCPUS);
+"Devices (--device name:args):\n", prog, prog, VM_MAX_VCPUS);
 	for (const struct device_model *m = device_model_first(); m; m = m->next)
 		fprintf(out, "  %s\n", m->help ? m->help : m->name);
 }
@@ -239,6 +244,12 @@ enum opt_result options_parse(int argc, char **argv, struct vmm_options *o,
 			break;
 		case OPT_QMP_WAIT: o->qmp_wait = true; break;
 		case OPT_RESTORE: o->restore = arg; break;
+		case OPT_INCOMING:
+			if ((strncmp(arg, "tcp:", 4) || !strchr(arg + 4, ':')) &&
+			    (strncmp(arg, "unix:", 5) || !arg[5]))
+				goto bad_value;
+			o->incoming = arg;
+			break;
 		case 'v': o->verbose++; break;
 		case OPT_HELP:
 			options_usage(stdout, argv[0]);
@@ -265,7 +276,11 @@ too_many:
 		snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
 		return OPT_ERROR;
 	}
-	if (!o->kernel) {
+	if (o->incoming && o->restore) {
+		snprintf(err, errlen, "--incoming and --restore both replace the guest: pick one");
+		return OPT_ERROR;
+	}
+	if (!o->kernel && !o->incoming) {
 		snprintf(err, errlen, "no kernel given (--kernel FILE)");
 		return OPT_ERROR;
 	}

@@ -37,6 +37,7 @@ struct vmm_options {
 	const char *qmp;                         /* "unix:PATH": the QMP control socket */
 	bool qmp_wait;                           /* start paused until QMP "cont" */
 	const char *restore;                     /* start from this snapshot (vmm/snapshot.h) */
+	const char *incoming;                    /* live migration in (vmm/migrate.h) */
 	int verbose;
 };
 

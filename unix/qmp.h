@@ -141,3 +141,20 @@ void qmp_stop(int status);
 /* Any thread: events for the core to raise where they happen. */
 void qmp_event_guest_panicked(const char *what);
 void qmp_event_reset(bool guest, const char *reason);
+/* Any thread: send an event to every client (no-op without a server). */
+void qmp_event(const char *name, json_t *data);
+
+/* ---- Live migration's commands (unix/qmp_migrate.c) ---- */
+
+void qmp_migrate_init(struct vm *vm);
+/* "finish-migrate" / "postmigrate" for query-status, or NULL. */
+const char *qmp_migrate_run_status(void);
+int qmp_cmd_migrate(void *ctx, json_t *args, json_t **ret, struct qmp_error *err);
+int qmp_cmd_migrate_cancel(void *ctx, json_t *args, json_t **ret, struct qmp_error *err);
+int qmp_cmd_query_migrate(void *ctx, json_t *args, json_t **ret, struct qmp_error *err);
+int qmp_cmd_migrate_set_parameters(void *ctx, json_t *args, json_t **ret,
+				   struct qmp_error *err);
+int qmp_cmd_query_migrate_parameters(void *ctx, json_t *args, json_t **ret,
+				     struct qmp_error *err);
+extern const struct qmp_arg qmp_migrate_args[];
+extern const struct qmp_arg qmp_migrate_param_args[];

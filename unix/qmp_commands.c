@@ -28,6 +28,7 @@
 #include "vmm/global_lock.h"
 #include "vmm/iothread.h"
 #include "vmm/log.h"
+#include "vmm/machine_reset.h"
 #include "vmm/pause.h"
 #include "vmm/snapshot.h"
 #include "vmm/state_dump.h"
@@ -79,8 +80,12 @@ static int cpu_index_arg(json_t *args, const char *key, int dflt, struct qmp_err
 
 static const char *run_status(void)
 {
+	const char *migration = qmp_migrate_run_status();
+
 	if (atomic_load(&qmp.vm->exiting))
 		return atomic_load(&qmp.panicked) ? "guest-panicked" : "shutdown";
+	if (migration)
+		return migration;
 	if (qmp.prelaunch)
 		return "prelaunch";
 	/* A dump's brief pause (SIGUSR1, x-dump-state) is not a state of the VM. */
@@ -132,12 +137,23 @@ static int cmd_quit(void *ctx, json_t *args, json_t **ret, struct qmp_error *err
 	return 0;
 }
 
+/*
+ * Returns at once, as QEMU's: the reset thread does the work and sends
+ * RESET when the machine is back at power-on.  Unlike QEMU's -no-reboot,
+ * --on-reboot exit governs only the guest's own resets: the host asked.
+ */
 static int cmd_system_reset(void *ctx, json_t *args, json_t **ret, struct qmp_error *err)
 {
 	(void)ctx, (void)args, (void)ret;
-	/* The core cannot put vCPUs and devices back to power-on yet: say so. */
-	qmp_error_set(err, QMP_ERR_GENERIC, "system_reset is not supported yet");
-	return -1;
+	if (atomic_load(&qmp.vm->exiting)) {
+		qmp_error_set(err, QMP_ERR_GENERIC, "The VM is shutting down");
+		return -1;
+	}
+	if (machine_reset_request(qmp.vm, MACHINE_RESET_HOST_QMP) < 0) {
+		qmp_error_set(err, QMP_ERR_GENERIC, "this VM has no power-on state to reset to");
+		return -1;
+	}
+	return 0;
 }
 
 /* As QEMU on x86: an NMI to every CPU, past the LAPIC's LINT1 mask. */
@@ -797,9 +813,23 @@ static const struct qmp_command vmm_commands[] = {
 	{ "x-query-bus-stats", cmd_bus_stats, NULL },
 	{ "x-dump-state", cmd_dump_state, dump_args },
 	{ "x-snapshot-save", cmd_snapshot_save, snapshot_args },
+	{ "migrate", qmp_cmd_migrate, qmp_migrate_args },
+	{ "migrate_cancel", qmp_cmd_migrate_cancel, NULL },
+	{ "query-migrate", qmp_cmd_query_migrate, NULL },
+	{ "migrate-set-parameters", qmp_cmd_migrate_set_parameters, qmp_migrate_param_args },
+	{ "query-migrate-parameters", qmp_cmd_query_migrate_parameters, NULL },
 };
 
 /* ---- The frontend's calls ---- */
+
+/* The reset thread, with the machine back at power-on and not yet running. */
+static void reset_done(enum machine_reset_cause cause)
+{
+	if (cause == MACHINE_RESET_GUEST)
+		qmp_event_reset(true, "guest-reset");
+	else
+		qmp_event_reset(false, "host-qmp-system-reset");
+}
 
 int qmp_start(struct vm *vm, const char *spec, bool wait)
 {
@@ -811,6 +841,7 @@ int qmp_start(struct vm *vm, const char *spec, bool wait)
 		return -1;
 	}
 	qmp.vm = vm;
+	qmp_migrate_init(vm);
 	if (wait) {
 		/* Before any vCPU runs: they stop at their first look at their events. */
 		vm_pause(vm);
@@ -829,6 +860,7 @@ int qmp_start(struct vm *vm, const char *spec, bool wait)
 	qmp.srv = srv;
 	pthread_mutex_unlock(&qmp.lock);
 	vm->crash_hook = qmp_event_guest_panicked;   /* GUEST_PANICKED at the crash */
+	machine_reset_set_hook(reset_done);           /* RESET when a reset is done */
 	pr_info("QMP on %s%s", spec + 5, wait ? ", waiting for 'cont'" : "");
 	return 0;
 }
@@ -842,6 +874,11 @@ void qmp_serve(void)
 	pthread_mutex_unlock(&qmp.lock);
 	if (err)
 		pr_warn("--qmp: cannot start the QMP thread: %s", strerror(-err));
+}
+
+void qmp_event(const char *name, json_t *data)
+{
+	emit_event(name, data);
 }
 
 void qmp_event_guest_panicked(const char *what)
@@ -867,7 +904,8 @@ static const char *shutdown_reason(int status, bool *guest)
 	*guest = true;
 	if (status == EXIT_GUEST_CRASH)
 		return "guest-panic";
-	if (status == 0 && reset_request_count())
+	/* Under --on-reboot restart a reset does not end the VM: a later exit is not one. */
+	if (status == 0 && reset_action() == REBOOT_EXIT && reset_request_count())
 		return "guest-reset";
 	return "guest-shutdown";
 }

@@ -39,12 +39,12 @@ const char *kvm_unavailable_reason(void)
 	return NULL;
 }
 
-static int add_memslots(struct vm *vm, char *err, size_t errlen)
+static int set_memslots(struct vm *vm, uint32_t flags, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < vm->mem.count; i++) {
 		const struct mem_region *r = &vm->mem.region[i];
 		struct kvm_userspace_memory_region slot = {
-			.slot = i, .guest_phys_addr = r->gpa, .memory_size = r->size,
+			.slot = i, .flags = flags, .guest_phys_addr = r->gpa, .memory_size = r->size,
 			.userspace_addr = (uint64_t)(uintptr_t)r->host,
 		};
 
@@ -54,6 +54,11 @@ static int add_memslots(struct vm *vm, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+int kvm_set_dirty_logging(struct vm *vm, bool on, char *err, size_t errlen)
+{
+	return set_memslots(vm, on ? KVM_MEM_LOG_DIRTY_PAGES : 0, err, errlen);
 }
 
 /* Deny the MSRs our LAPIC owns so that KVM hands them to user space. */
@@ -107,7 +112,7 @@ int kvm_vm_create(struct vm *vm, char *err, size_t errlen)
 	}
 	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
 	ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
-	ret = add_memslots(vm, err, errlen);
+	ret = set_memslots(vm, 0, err, errlen);
 	if (!ret)
 		ret = trap_lapic_msrs(vm, err, errlen);
 	return ret;

@@ -12,6 +12,8 @@ struct vcpu;
 /* Open /dev/kvm, create the VM and map guest RAM; message in @err. */
 int kvm_vm_create(struct vm *vm, char *err, size_t errlen);
 void kvm_vm_destroy(struct vm *vm);
+/* Memslot i is RAM region i; log writes to them (migration) or stop. */
+int kvm_set_dirty_logging(struct vm *vm, bool on, char *err, size_t errlen);
 /* CPUID for @vcpu: its APIC ID, no x2APIC (our LAPIC is xAPIC). */
 int kvm_vcpu_set_cpuid(struct vcpu *vcpu);
 /*

@@ -13,12 +13,15 @@
  *     (FIFO, so everything queued before it has run), or one acquisition
  *     of the global lock (no callback holds it afterwards).
  *
- * Resume runs it backwards: the guest TSC and the kvmclock are moved
- * back by the paused time so they carry on from the stop, the VM clock
- * restarts, and the vCPUs are woken.
+ * Step 4 also freezes the guest TSC: each vCPU's value at the stop is
+ * kept in vcpu->frozen_tsc, so two snapshots of one pause match and a
+ * restore only has to set it.  Resume runs it backwards: the TSC offsets
+ * and the kvmclock are set so both carry on from their frozen values,
+ * the VM clock restarts, and the vCPUs are woken.
  */
 #include <errno.h>
 #include <linux/futex.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -65,37 +68,102 @@ static void drain_devices(struct vm *vm)
 	}
 }
 
+static bool have_vcpus(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (!vm->vcpu[i] || vm->vcpu[i]->fd < 0)
+			return false;
+	return vm->ncpus > 0;
+}
+
+/*
+ * The guest TSC of every vCPU at one instant: vCPU 0's is read, the
+ * others' follow from the differences of the TSC offsets (guest TSC =
+ * scaled host TSC + offset), so the vCPUs keep their exact relation.
+ * A host without the offset attribute gets one read per vCPU.
+ */
+static void freeze_tsc(struct vm *vm)
+{
+	uint64_t base, off0 = 0, off;
+	uint32_t khz;
+	bool offsets;
+
+	if (!have_vcpus(vm) || vcpu_guest_tsc(vm->vcpu[0], &base, &khz) < 0)
+		return;
+	offsets = vcpu_tsc_offset(vm->vcpu[0], &off0) == 0;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = vm->vcpu[i];
+
+		if (offsets && vcpu_tsc_offset(v, &off) == 0)
+			v->frozen_tsc = base + (off - off0);
+		else if (vcpu_guest_tsc(v, &v->frozen_tsc, &khz) < 0)
+			v->frozen_tsc = base;
+		v->tsc_frozen = true;
+	}
+}
+
+/*
+ * Some hosts (this project's PVM ones) accept a new TSC offset and keep
+ * the old: the guest TSC then follows the host's across a pause or a
+ * restore.  Say so once.
+ */
+static void check_tsc_moved(struct vcpu *vcpu, uint64_t before, uint64_t delta)
+{
+	static atomic_bool told;
+	uint64_t after;
+
+	if (delta && vcpu_tsc_offset(vcpu, &after) == 0 && after == before &&
+	    !atomic_exchange(&told, true))
+		pr_warn("this host ignores TSC offset changes: the guest TSC does not stop while "
+			"the VM is paused, nor continue from a snapshot's");
+}
+
+/* Move each TSC offset so that the guest TSC carries on from its frozen value. */
+static void thaw_tsc(struct vm *vm)
+{
+	uint64_t now0, off0, off;
+	uint32_t khz;
+
+	if (!have_vcpus(vm) || vcpu_guest_tsc(vm->vcpu[0], &now0, &khz) < 0 ||
+	    vcpu_tsc_offset(vm->vcpu[0], &off0) < 0)
+		return;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = vm->vcpu[i];
+		uint64_t now = now0;
+		int err = 0;
+
+		if (!v->tsc_frozen)
+			continue;
+		v->tsc_frozen = false;
+		if (i && vcpu_tsc_offset(v, &off) == 0)
+			now = now0 + (off - off0);
+		else if (i)
+			err = vcpu_guest_tsc(v, &now, &khz);
+		if (!err)
+			err = vcpu_tsc_offset_add(v, (int64_t)(v->frozen_tsc - now));
+		if (err < 0)
+			pr_warn("vCPU %u: cannot set the TSC offset: %s", i, strerror(-err));
+		else if (i == 0)
+			check_tsc_moved(v, off0, v->frozen_tsc - now);
+	}
+}
+
 static void save_clock(struct vm *vm)
 {
 	struct kvm_clock_data clock = { 0 };
 
+	freeze_tsc(vm);
 	vm->pause.stopped_at_ns = clock_ns();
 	vm->pause.kvmclock = 0;
 	if (vm->vm_fd >= 0 && ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) == 0)
 		vm->pause.kvmclock = clock.clock;
 }
 
-/* Move the guest TSC back by the paused time, so it does not jump. */
-static void restore_tsc(struct vcpu *vcpu, uint64_t paused_ns)
-{
-	uint32_t khz;
-	int err;
-
-	if (vcpu->fd < 0 || vcpu_tsc_khz(vcpu, &khz) < 0)
-		return;
-	err = vcpu_tsc_offset_add(vcpu, -(int64_t)((unsigned __int128)paused_ns * khz / 1000000));
-	if (err < 0)
-		pr_warn("vCPU %u: cannot adjust the TSC offset: %s", vcpu->id, strerror(-err));
-}
-
 static void restore_clock(struct vm *vm)
 {
-	uint64_t paused_ns = clock_ns() - vm->pause.stopped_at_ns;
 	struct kvm_clock_data clock = { .clock = vm->pause.kvmclock };
 
-	for (unsigned i = 0; i < vm->ncpus; i++)
-		if (vm->vcpu[i] && vm->vcpu[i]->started)
-			restore_tsc(vm->vcpu[i], paused_ns);
+	thaw_tsc(vm);
 	if (vm->vm_fd >= 0 && vm->pause.kvmclock && ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
 		pr_warn("cannot restore the kvmclock: %s", strerror(errno));
 }

@@ -85,7 +85,40 @@ static int open_write(struct stream *s, FILE *f, const char *what)
 
 int stream_open_write(struct stream *s, const char *path)
 {
-	return open_write(s, fopen(path, "w+b"), path);
+	char *tmp = NULL;
+	FILE *f = NULL;
+	int fd = -1;
+
+	if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0)
+		tmp = NULL;
+	else if ((fd = mkstemp(tmp)) >= 0) {
+		f = fdopen(fd, "w+b");
+		if (!f) {
+			close(fd);
+			unlink(tmp);
+		}
+	}
+	if (open_write(s, f, path)) {
+		free(tmp);
+		return s->error;
+	}
+	s->tmp_path = tmp;
+	s->path = strdup(path);
+	if (!s->path)
+		return stream_fail(s, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* stream_open_write's file: in place if all went well, else gone. */
+static void finish_file(struct stream *s)
+{
+	if (s->tmp_path && !s->error && rename(s->tmp_path, s->path) < 0)
+		stream_fail(s, -errno, "%s: rename: %s", s->path, strerror(errno));
+	if (s->tmp_path && s->error)
+		unlink(s->tmp_path);
+	free(s->tmp_path);
+	free(s->path);
+	s->tmp_path = s->path = NULL;
 }
 
 int stream_open_write_fd(struct stream *s, int fd)
@@ -164,13 +197,44 @@ void stream_put_u8(struct stream *s, uint8_t v) { stream_put(s, &v, sizeof(v)); 
 void stream_put_u32(struct stream *s, uint32_t v) { stream_put(s, &v, sizeof(v)); }
 void stream_put_u64(struct stream *s, uint64_t v) { stream_put(s, &v, sizeof(v)); }
 
+void stream_put_align(struct stream *s, uint64_t align)
+{
+	static const uint8_t zero[4096];
+	long pos;
+
+	if (s->error || !s->f)
+		return;
+	pos = ftell(s->f);
+	if (pos < 0) {
+		stream_fail(s, -EIO, "cannot tell the file offset");
+		return;
+	}
+	for (uint64_t pad = -(uint64_t)pos & (align - 1); pad && !s->error;) {
+		uint64_t n = pad < sizeof(zero) ? pad : sizeof(zero);
+
+		stream_put(s, zero, n);
+		pad -= n;
+	}
+}
+
+void stream_put_section(struct stream *s, struct stream *from,
+			const struct stream_section *sec)
+{
+	stream_section_begin(s, sec->name, sec->instance, sec->version);
+	stream_put(s, from->map + sec->offset, sec->length);
+	stream_section_end(s);
+}
+
 static void close_read(struct stream *s)
 {
 	if (s->map && s->owns_map)
 		munmap((void *)s->map, s->size);
+	if (s->owns_fd && s->fd >= 0)
+		close(s->fd);
 	free(s->sections);
 	s->map = NULL;
 	s->sections = NULL;
+	s->fd = -1;
 }
 
 int stream_close(struct stream *s)
@@ -179,16 +243,20 @@ int stream_close(struct stream *s)
 		close_read(s);
 		return s->error;
 	}
-	if (!s->f)
+	if (!s->f) {
+		finish_file(s);
 		return s->error;
+	}
 	if (!s->error) {
 		stream_section_begin(s, "end", 0, 1);
 		stream_section_end(s);
 	}
 	if (fflush(s->f) || fsync(fileno(s->f)))
 		stream_fail(s, -EIO, "flush failed: %s", strerror(errno));
-	fclose(s->f);
+	if (fclose(s->f))
+		stream_fail(s, -EIO, "close failed: %s", strerror(errno));
 	s->f = NULL;
+	finish_file(s);
 	return s->error;
 }
 
@@ -261,6 +329,7 @@ int stream_open_read_fd(struct stream *s, int fd, const char *what)
 	struct stat st;
 
 	memset(s, 0, sizeof(*s));
+	s->fd = -1;
 	if (fstat(fd, &st) < 0)
 		return stream_fail(s, -errno, "%s: %s", what, strerror(errno));
 	if (st.st_size < (off_t)sizeof(struct file_header))
@@ -283,11 +352,15 @@ int stream_open_read(struct stream *s, const char *path)
 
 	if (fd < 0) {
 		memset(s, 0, sizeof(*s));
+		s->fd = -1;
 		return stream_fail(s, -errno, "%s: %s", path, strerror(errno));
 	}
+	/* Kept open until stream_close: RAM may be mapped from it. */
 	ret = stream_open_read_fd(s, fd, path);
-	close(fd);
-	s->fd = -1;
+	if (s->fd == fd)
+		s->owns_fd = true;
+	else
+		close(fd);
 	return ret;
 }
 
@@ -375,6 +448,25 @@ void stream_get(struct stream *s, void *buf, size_t len)
 uint8_t stream_get_u8(struct stream *s) { uint8_t v; stream_get(s, &v, sizeof(v)); return v; }
 uint32_t stream_get_u32(struct stream *s) { uint32_t v; stream_get(s, &v, sizeof(v)); return v; }
 uint64_t stream_get_u64(struct stream *s) { uint64_t v; stream_get(s, &v, sizeof(v)); return v; }
+
+void stream_get_align(struct stream *s, uint64_t align)
+{
+	if (s->cur && !s->error)
+		stream_get_ptr(s, -(s->cur->offset + s->pos) & (align - 1));
+}
+
+int stream_file_of(const struct stream *s, const void *p, uint64_t *offset)
+{
+	/*
+	 * Only a file this stream opened itself: a caller's fd (a memfd
+	 * reused for the next checkpoint) could change under a private map.
+	 */
+	if (!s->owns_fd || s->fd < 0 || !s->map || (const uint8_t *)p < s->map ||
+	    (const uint8_t *)p >= s->map + s->size)
+		return -1;
+	*offset = (uint64_t)((const uint8_t *)p - s->map);
+	return s->fd;
+}
 
 const struct stream_section *stream_unused_section(const struct stream *s)
 {

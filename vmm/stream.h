@@ -44,6 +44,7 @@ struct stream {
 	char why[256];
 	/* Writing. */
 	FILE *f;
+	char *path, *tmp_path;     /* stream_open_write: renamed from tmp to path on close */
 	long sec_start;            /* file offset of the open section's header, or -1 */
 	uint64_t sec_len;
 	uint32_t sec_crc;
@@ -51,13 +52,20 @@ struct stream {
 	const uint8_t *map;
 	size_t size;
 	bool owns_map;             /* unmapped on close (not for a caller's buffer) */
-	int fd;                    /* stream_open_read_fd's file while open, else -1 */
+	int fd;                    /* the file behind @map while open, else -1 */
+	bool owns_fd;              /* closed on close (stream_open_read's own) */
 	unsigned nsections;
 	struct stream_section *sections;
 	struct stream_section *cur;
 	uint64_t pos;              /* read position within @cur's payload */
 };
 
+/*
+ * Write a new file at @path: the stream goes to a temporary file beside
+ * it, renamed over @path by a successful stream_close (removed on
+ * failure), so the old file stays whole until then and a VM whose RAM
+ * is mapped from it (vmm/snapshot.c) never sees it change.
+ */
 int stream_open_write(struct stream *s, const char *path);
 /* Write into a seekable file the caller keeps open (a memfd, a temp file). */
 int stream_open_write_fd(struct stream *s, int fd);
@@ -84,6 +92,14 @@ void stream_put(struct stream *s, const void *buf, size_t len);
 void stream_put_u8(struct stream *s, uint8_t v);
 void stream_put_u32(struct stream *s, uint32_t v);
 void stream_put_u64(struct stream *s, uint64_t v);
+/*
+ * Pad with zeros until the file offset is a multiple of @align (a power
+ * of two), so that what follows can be mapped from the file.
+ */
+void stream_put_align(struct stream *s, uint64_t align);
+/* Copy the section @sec of the read stream @from, as it is. */
+void stream_put_section(struct stream *s, struct stream *from,
+			const struct stream_section *sec);
 
 /*
  * Reading: open the section @name/@instance for reading.  Fails (and
@@ -104,5 +120,13 @@ const void *stream_get_ptr(struct stream *s, size_t len);
 uint8_t stream_get_u8(struct stream *s);
 uint32_t stream_get_u32(struct stream *s);
 uint64_t stream_get_u64(struct stream *s);
+/* Skip the padding stream_put_align() wrote. */
+void stream_get_align(struct stream *s, uint64_t align);
+/*
+ * The file behind the payload at @p (from stream_get_ptr) and its offset
+ * in it, for mmap: only for a file stream_open_read() opened (a caller's
+ * fd may be rewritten later); -1 otherwise.
+ */
+int stream_file_of(const struct stream *s, const void *p, uint64_t *offset);
 /* The first section nobody opened, or NULL: a device that is missing. */
 const struct stream_section *stream_unused_section(const struct stream *s);

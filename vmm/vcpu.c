@@ -30,6 +30,7 @@
 #include "vmm/iothread.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
+#include "vmm/machine_reset.h"
 #include "vmm/vcpu.h"
 #include "vmm/vcpu_exit.h"
 #include "vmm/vm.h"
@@ -137,16 +138,25 @@ int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz)
 	return 0;
 }
 
+int vcpu_tsc_offset(struct vcpu *vcpu, uint64_t *offset)
+{
+	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+					.addr = (uint64_t)(uintptr_t)offset };
+
+	if (kvm_forbidden_here())
+		return -EPERM;
+	return ioctl(vcpu->fd, KVM_GET_DEVICE_ATTR, &attr) < 0 ? -errno : 0;
+}
+
 int vcpu_tsc_offset_add(struct vcpu *vcpu, int64_t delta)
 {
 	uint64_t offset;
 	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
 					.addr = (uint64_t)(uintptr_t)&offset };
+	int err = vcpu_tsc_offset(vcpu, &offset);
 
-	if (kvm_forbidden_here())
-		return -EPERM;
-	if (ioctl(vcpu->fd, KVM_GET_DEVICE_ATTR, &attr) < 0)
-		return -errno;
+	if (err)
+		return err;
 	offset += (uint64_t)delta;
 	return ioctl(vcpu->fd, KVM_SET_DEVICE_ATTR, &attr) < 0 ? -errno : 0;
 }
@@ -261,26 +271,26 @@ static void start_at_sipi(struct vcpu *vcpu)
 	set_state(vcpu, VCPU_RUNNING);
 }
 
-/* Apply INIT, SIPI and NMI events; true if the loop must end. */
-static bool handle_events(struct vcpu *vcpu, uint32_t ev, bool *init_seen)
+/*
+ * Apply INIT, SIPI and NMI events, then stop if a pause is requested: at
+ * the pause point nothing taken from the event word is held back, so a
+ * snapshot sees it all (run state, KVM's NMI, the word's later bits).
+ * True if the loop must end.
+ */
+static bool handle_events(struct vcpu *vcpu, uint32_t ev)
 {
 	int state = atomic_load(&vcpu->state);
 
 	if ((ev & VCPU_EV_EXIT) || atomic_load(&vcpu->vm->exiting))
 		return true;
-	if ((ev & VCPU_EV_STOP) && atomic_load(&vcpu->vm->pause.requested)) {
-		pause_point(vcpu);
-		if (atomic_load(&vcpu->vm->exiting))
-			return true;
-	}
 	if (ev & VCPU_EV_INIT) {
 		if (vcpu->irq && vcpu->irq->reset)
 			vcpu->irq->reset(vcpu->irq_ctx);
-		*init_seen = true;
+		vcpu->init_seen = true;
 		set_state(vcpu, state = VCPU_PARKED);
 	}
-	if ((ev & VCPU_EV_SIPI) && state == VCPU_PARKED && *init_seen) {
-		*init_seen = false;
+	if ((ev & VCPU_EV_SIPI) && state == VCPU_PARKED && vcpu->init_seen) {
+		vcpu->init_seen = false;
 		start_at_sipi(vcpu);
 	}
 	if ((ev & VCPU_EV_NMI) && state != VCPU_PARKED) {
@@ -290,6 +300,11 @@ static bool handle_events(struct vcpu *vcpu, uint32_t ev, bool *init_seen)
 			vcpu->nmi_in_flight = true;
 		if (state == VCPU_HALTED)
 			set_state(vcpu, VCPU_RUNNING);
+	}
+	if ((ev & VCPU_EV_STOP) && atomic_load(&vcpu->vm->pause.requested)) {
+		pause_point(vcpu);
+		if (atomic_load(&vcpu->vm->exiting))
+			return true;
 	}
 	return false;
 }
@@ -327,6 +342,25 @@ static void inject_interrupts(struct vcpu *vcpu)
 	}
 }
 
+/*
+ * A machine reset is on its way (vmm/machine_reset.h): like a CPU whose
+ * RESET line is asserted, do not run the guest; sleep until the reset
+ * thread's pause posts STOP.  Posts wake only halted and parked vCPUs, so
+ * look halted meanwhile (the state comes back for the pause point, which
+ * must still complete an I/O instruction).
+ */
+static void wait_for_reset(struct vcpu *vcpu)
+{
+	int state = atomic_load(&vcpu->state);
+	uint32_t seen;
+
+	set_state(vcpu, VCPU_HALTED);
+	seen = atomic_load(&vcpu->events);
+	if (!(seen & VCPU_EV_MASK) && machine_reset_pending(vcpu->vm))
+		wait_events(vcpu, seen);
+	set_state(vcpu, state);
+}
+
 /* One KVM_RUN; false if the loop must end. */
 static bool run_guest(struct vcpu *vcpu)
 {
@@ -336,6 +370,12 @@ static bool run_guest(struct vcpu *vcpu)
 	if (kvm_forbidden_here()) {
 		vm_request_exit(vcpu->vm, 1);
 		return false;
+	}
+	/* The write that asked for a reset may still be on its way: let it land. */
+	bus_posted_fence();
+	if (machine_reset_pending(vcpu->vm)) {
+		wait_for_reset(vcpu);
+		return true;
 	}
 	inject_interrupts(vcpu);
 	atomic_store(&vcpu->mode, VCPU_IN_GUEST);
@@ -378,13 +418,11 @@ static void halt_wait(struct vcpu *vcpu, uint32_t seen)
 
 static void vcpu_loop(struct vcpu *vcpu)
 {
-	bool init_seen = false;
-
 	for (;;) {
 		uint32_t seen = atomic_load(&vcpu->events);
 		uint32_t ev = take_events(vcpu);
 
-		if (handle_events(vcpu, ev, &init_seen))
+		if (handle_events(vcpu, ev))
 			break;
 		seen &= ~VCPU_EV_MASK;
 		switch (atomic_load(&vcpu->state)) {

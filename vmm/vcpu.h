@@ -74,7 +74,10 @@ struct vcpu {
 	int host_cpu;                 /* pinned core, -1 if not pinned */
 	uint32_t tsc_khz;             /* cached KVM_GET_TSC_KHZ */
 	bool nmi_in_flight;           /* KVM_NMI issued, maybe not delivered yet */
-	bool started;
+	bool init_seen;               /* INIT came, SIPI not yet (vCPU thread, or paused) */
+	_Atomic bool started;         /* read by pause and dump threads */
+	uint64_t frozen_tsc;          /* the guest TSC while the VM is paused (vmm/pause.c) */
+	bool tsc_frozen;              /* @frozen_tsc is set: resume applies it */
 
 	_Atomic int mode;             /* enum vcpu_mode */
 	_Atomic uint32_t events;      /* VCPU_EV_* plus version */
@@ -111,5 +114,7 @@ void vcpu_set_irq_ops(struct vcpu *vcpu, const struct vcpu_irq_ops *ops, void *c
  */
 int vcpu_tsc_khz(struct vcpu *vcpu, uint32_t *khz);
 int vcpu_guest_tsc(struct vcpu *vcpu, uint64_t *tsc, uint32_t *khz);
+/* KVM_VCPU_TSC_OFFSET: guest TSC = scaled host TSC + offset. */
+int vcpu_tsc_offset(struct vcpu *vcpu, uint64_t *offset);
 /* Move the guest TSC by @delta ticks (KVM_VCPU_TSC_OFFSET: IA32_TSC writes are ignored here). */
 int vcpu_tsc_offset_add(struct vcpu *vcpu, int64_t delta);

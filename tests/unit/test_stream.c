@@ -1,10 +1,12 @@
 /* The snapshot stream format: round trip, and every kind of damage refused. */
+#include <glob.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "vmm/stream.h"
@@ -181,6 +183,21 @@ static void test_magic_and_version(void **state)
 	stream_close(&s);
 }
 
+/* Temporary files stream_open_write left beside @path. */
+static int leftovers(void)
+{
+	char pattern[96];
+	glob_t g;
+	int n;
+
+	snprintf(pattern, sizeof(pattern), "%s.tmp.*", path);
+	if (glob(pattern, 0, NULL, &g))
+		return 0;
+	n = (int)g.gl_pathc;
+	globfree(&g);
+	return n;
+}
+
 static void test_write_misuse(void **state)
 {
 	struct stream s;
@@ -193,7 +210,95 @@ static void test_write_misuse(void **state)
 	assert_int_equal(stream_open_write(&s, path), 0);
 	stream_section_begin(&s, "a-name-that-is-far-too-long-for-a-section", 0, 1);
 	assert_int_not_equal(stream_close(&s), 0);
+	/* Failed writes leave the file that was there whole, and no temporary. */
+	assert_int_equal(stream_open_read(&s, path), 0);
+	assert_int_equal(s.nsections, 3);
+	stream_close(&s);
+	assert_int_equal(leftovers(), 0);
 	write_sample();
+}
+
+/*
+ * Padding puts data on a page of the file: at an odd offset the pad is
+ * written and skipped again, the data can be mapped from the file (a file
+ * the stream opened itself), and not from a buffer in memory.
+ */
+static void test_align_and_map(void **state)
+{
+	struct stream s, m;
+	uint8_t page[4096];
+	const uint8_t *p;
+	uint64_t off;
+	int fd;
+
+	(void)state;
+	memset(page, 0x5a, sizeof(page));
+	assert_int_equal(stream_open_write(&s, path), 0);
+	stream_section_begin(&s, "run", 0, 1);
+	stream_put_u8(&s, 1);                 /* an odd offset before the pad */
+	stream_put_align(&s, 4096);
+	stream_put(&s, page, sizeof(page));
+	stream_put_u8(&s, 2);
+	stream_section_end(&s);
+	assert_int_equal(stream_close(&s), 0);
+
+	assert_int_equal(stream_open_read(&s, path), 0);
+	assert_int_equal(stream_section_open(&s, "run", 0, 1, NULL), 0);
+	assert_int_equal(stream_get_u8(&s), 1);
+	stream_get_align(&s, 4096);
+	p = stream_get_ptr(&s, sizeof(page));
+	assert_non_null(p);
+	assert_memory_equal(p, page, sizeof(page));
+	fd = stream_file_of(&s, p, &off);
+	assert_true(fd >= 0);
+	assert_int_equal(off % 4096, 0);
+	/* What a restore maps is the page written. */
+	void *map = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, (off_t)off);
+	assert_true(map != MAP_FAILED);
+	assert_memory_equal(map, page, sizeof(page));
+	munmap(map, 4096);
+	assert_int_equal(stream_get_u8(&s), 2);
+	assert_int_equal(stream_section_close(&s), 0);
+
+	/* The same bytes in a caller's buffer: nothing to map from. */
+	assert_int_equal(stream_open_read_mem(&m, s.map, s.size, "buffer"), 0);
+	assert_int_equal(stream_section_open(&m, "run", 0, 1, NULL), 0);
+	stream_get_u8(&m);
+	stream_get_align(&m, 4096);
+	p = stream_get_ptr(&m, sizeof(page));
+	assert_memory_equal(p, page, sizeof(page));
+	assert_int_equal(stream_file_of(&m, p, &off), -1);
+	stream_get_u8(&m);
+	assert_int_equal(stream_section_close(&m), 0);
+	stream_close(&m);
+	stream_close(&s);
+	write_sample();
+}
+
+/* A section copied from one stream to another arrives unchanged. */
+static void test_put_section(void **state)
+{
+	char copy[80];
+	struct stream in, out;
+	const uint8_t *p;
+
+	(void)state;
+	snprintf(copy, sizeof(copy), "%s.copy", path);
+	assert_int_equal(stream_open_read(&in, path), 0);
+	assert_int_equal(stream_open_write(&out, copy), 0);
+	stream_put_section(&out, &in, stream_section_find(&in, "big", 7));
+	assert_int_equal(stream_close(&out), 0);
+	stream_close(&in);
+	assert_int_equal(stream_open_read(&in, copy), 0);
+	assert_int_equal(in.nsections, 1);
+	assert_int_equal(stream_section_open(&in, "big", 7, 1, NULL), 0);
+	p = stream_get_ptr(&in, 10000);
+	assert_non_null(p);
+	for (unsigned i = 0; i < 10000; i++)
+		assert_int_equal(p[i], (uint8_t)(i * 7));
+	assert_int_equal(stream_section_close(&in), 0);
+	stream_close(&in);
+	unlink(copy);
 }
 
 int main(void)
@@ -205,6 +310,8 @@ int main(void)
 		cmocka_unit_test(test_truncation_refused),
 		cmocka_unit_test(test_magic_and_version),
 		cmocka_unit_test(test_write_misuse),
+		cmocka_unit_test(test_align_and_map),
+		cmocka_unit_test(test_put_section),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
