@@ -76,7 +76,7 @@ void options_usage(FILE *out, const char *prog)
 "  --qmp unix:PATH    QMP control socket at PATH (mode 0600; see doc/qmp.md)\n"
 "  --qmp-wait         start paused until a QMP client sends 'cont'\n"
 "  --restore FILE     start from a snapshot (same --cpus, --mem and devices;\n"
-"                     --kernel is then not loaded; see doc/snapshot.md)\n"
+"                     --kernel is loaded only for a later reset; doc/snapshot.md)\n"
 "  --incoming tcp:HOST:PORT|unix:PATH  wait for a live migration there and run\n"
 "                     it (same --cpus, --mem and devices; no --kernel needed;\n"
 "                     see doc/migration.md)\n"
