@@ -101,10 +101,10 @@ row() {
 			-M microvm,rtc=on -enable-kvm -cpu host,kvm-pv-ipi=off,kvm-pv-sched-yield=off \
 			-smp 2 -m 256M -kernel "$dir/vmlinux" -initrd "$dir/initramfs.cpio" \
 			-append "$args" -nographic -no-reboot
-		# Its userspace irqchip never lets this QEMU exit after poweroff here:
-		# the run ends at the guest's last line instead.
+		# With its userspace irqchip this QEMU never finishes the guest's
+		# workload here (it stops after the marker): the run ends at the marker.
 		row qemu-off "QEMU microvm, kernel-irqchip=off, 1 vCPU, vmlinux (PVH)" \
-			"reboot: Power down" "$qemu" -M microvm,rtc=on,kernel-irqchip=off -enable-kvm \
+			"VMM-GUEST-READY" "$qemu" -M microvm,rtc=on,kernel-irqchip=off -enable-kvm \
 			-cpu host,kvm-asyncpf-int=off,kvm-pv-ipi=off,kvm-pv-sched-yield=off -smp 1 -m 256M \
 			-kernel "$dir/vmlinux" -initrd "$dir/initramfs.cpio" -append "$args" \
 			-nographic -no-reboot

@@ -68,7 +68,7 @@ qemu_row() {   # MEM RATE
 			-qmp "unix:$TMP/q.qmp,server=on,wait=off" >/dev/null 2>&1 & src=$!
 		wait_for "$TMP/qsrc" 'dirty: ready' $src
 		sleep 1
-		timeout 300 $QMP "$TMP/q.qmp" migrate "tcp:127.0.0.1:$port" \
+		timeout 60 $QMP "$TMP/q.qmp" migrate "tcp:127.0.0.1:$port" \
 			"{\"downtime-limit\": $LIMIT_MS}" --qemu >"$TMP/r.json" 2>/dev/null &&
 		[ "$(field 'd["info"]["status"]' <"$TMP/r.json")" = completed ] &&
 		field '"%d %d %d" % (d["info"]["downtime"], d["info"]["total-time"], d["info"]["ram"]["dirty-sync-count"])' \

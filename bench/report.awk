@@ -240,11 +240,7 @@ END {
 		"ours: I/O thread / global lock|QEMU `kernel-irqchip=off` / ours `--io thread`|QEMU in-kernel irqchip / ours `--io thread`")
 	print ""
 
-	print "## 6. Linux boot milestones"
-	print ""
-	head("| milestone | ours, host-side decompression | ours, in-guest decompression | QEMU microvm |")
-	print "| every milestone | not run (LINUX=1 not implemented yet) | not run | not run |"
-	print ""
+	# 6 (Linux, LINUX=1) and 7 (migration) are appended by bench/linux.sh and bench/migrate.sh.
 
 	np = split("bus_latency bus_posted bus_throughput irqstress guest_pio guest_irq", p, " ")
 	print "## Plots"
