@@ -89,7 +89,21 @@ static void tune(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int mig_connect(const char *uri, char *err, size_t errlen)
+/* Connect @fd to @addr, or (@listening) bind it there and listen for one peer. */
+static int attach(int fd, const struct sockaddr *addr, socklen_t len, bool listening)
+{
+	int one = 1;
+
+	if (!listening)
+		return connect(fd, addr, len);
+	if (addr->sa_family != AF_UNIX &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		return -1;
+	return bind(fd, addr, len) || listen(fd, 1) ? -1 : 0;
+}
+
+/* A socket connected to, or listening at, @uri (tcp:HOST:PORT or unix:PATH). */
+static int open_socket(const char *uri, bool listening, char *err, size_t errlen)
 {
 	struct addrinfo *res, *ai;
 	struct sockaddr_un sun;
@@ -98,8 +112,10 @@ int mig_connect(const char *uri, char *err, size_t errlen)
 	if (!strncmp(uri, "unix:", 5)) {
 		if (unix_addr(uri + 5, &sun, err, errlen))
 			return -EINVAL;
+		if (listening)
+			unlink(sun.sun_path);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		if (fd >= 0 && attach(fd, (struct sockaddr *)&sun, sizeof(sun), listening) == 0)
 			return fd;
 		e = errno;
 		if (fd >= 0)
@@ -109,11 +125,11 @@ int mig_connect(const char *uri, char *err, size_t errlen)
 	if (strncmp(uri, "tcp:", 4))
 		return report_error(err, errlen, -EINVAL, "'%s': expected tcp:HOST:PORT or unix:PATH",
 				    uri);
-	if (tcp_addr(uri + 4, false, &res, err, errlen))
+	if (tcp_addr(uri + 4, listening, &res, err, errlen))
 		return -EINVAL;
 	for (ai = res; ai; ai = ai->ai_next) {
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		if (fd >= 0 && attach(fd, ai->ai_addr, ai->ai_addrlen, listening) == 0)
 			break;
 		e = errno;
 		if (fd >= 0)
@@ -123,47 +139,15 @@ int mig_connect(const char *uri, char *err, size_t errlen)
 	freeaddrinfo(res);
 	if (fd < 0)
 		return report_error(err, errlen, -e, "%s: %s", uri, strerror(e));
-	tune(fd);
 	return fd;
 }
 
-static int listen_on(const char *uri, char *err, size_t errlen)
+int mig_connect(const char *uri, char *err, size_t errlen)
 {
-	struct addrinfo *res, *ai;
-	struct sockaddr_un sun;
-	int fd = -1, one = 1, e = 0;
+	int fd = open_socket(uri, false, err, errlen);
 
-	if (!strncmp(uri, "unix:", 5)) {
-		if (unix_addr(uri + 5, &sun, err, errlen))
-			return -EINVAL;
-		unlink(sun.sun_path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0 && bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0 &&
-		    listen(fd, 1) == 0)
-			return fd;
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		return report_error(err, errlen, -e, "%s: %s", uri, strerror(e));
-	}
-	if (strncmp(uri, "tcp:", 4))
-		return report_error(err, errlen, -EINVAL, "'%s': expected tcp:HOST:PORT or unix:PATH",
-				    uri);
-	if (tcp_addr(uri + 4, true, &res, err, errlen))
-		return -EINVAL;
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd >= 0 && !setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) &&
-		    bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0)
-			break;
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return report_error(err, errlen, -e, "%s: %s", uri, strerror(e));
+	if (fd >= 0)
+		tune(fd);
 	return fd;
 }
 
@@ -178,7 +162,7 @@ static bool exit_signal_pending(void)
 
 int mig_accept(const char *uri, char *err, size_t errlen)
 {
-	int lfd = listen_on(uri, err, errlen), fd = -1;
+	int lfd = open_socket(uri, true, err, errlen), fd = -1;
 
 	if (lfd < 0)
 		return lfd;
