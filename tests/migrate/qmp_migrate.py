@@ -10,52 +10,22 @@
         run one command, print its reply
 """
 import json
-import socket
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qmp"))
+import qmp_test  # noqa: E402
 
 WAIT = 600   # seconds: hang protection, never a timing assertion
 
 
-class Qmp:
+class Qmp(qmp_test.Qmp):
+    """tests/qmp's client, once the socket is there; events waited for stay recorded."""
+
     def __init__(self, path):
-        end = time.monotonic() + WAIT
-        while True:
-            try:
-                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > end:
-                    raise
-                time.sleep(0.05)
-        self.sock.settimeout(WAIT)
-        self.buf = b""
-        self.events = []
-        self.recv()                      # greeting
-        self.cmd("qmp_capabilities")
-
-    def recv(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("QMP connection closed")
-            self.buf += data
-        line, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def cmd(self, name, args=None):
-        req = {"execute": name}
-        if args is not None:
-            req["arguments"] = args
-        self.sock.sendall(json.dumps(req).encode() + b"\n")
-        while True:
-            msg = self.recv()
-            if "event" in msg:
-                self.events.append(msg)
-                continue
-            return msg
+        qmp_test.wait_until("the QMP socket " + path, lambda: os.path.exists(path), timeout=WAIT)
+        super().__init__(path)
 
     def wait_event(self, pred):
         end = time.monotonic() + WAIT
