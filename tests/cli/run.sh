@@ -3,6 +3,7 @@
 # the documented exit status, never a crash.
 #   usage: tests/cli/run.sh VMM
 set -u
+. "$(dirname "$0")/../lib/kvm.sh"
 VMM=$1
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -44,9 +45,7 @@ expect 2 'needs an argument'         -- --kernel
 expect 2 'unexpected argument'       -- --kernel x extra
 
 if [ ! -c /dev/kvm ]; then
-	echo "################################################################"
-	echo "SKIPPED: /dev/kvm missing: kernel-loading error cases not run"
-	echo "################################################################"
+	kvm_missing_banner "kernel-loading error cases not run"
 else
 	expect 1 'no such file'          -- --kernel "$TMP/missing.elf"
 	expect 1 'empty|too short|header' -- --kernel "$TMP/empty"

@@ -47,12 +47,8 @@ only=("$@")
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 log_dir=${GUEST_LOG_DIR:-$repo/build/guest-logs}
 
-if [ ! -e /dev/kvm ]; then
-	echo "################################################################"
-	echo "#  SKIPPED: /dev/kvm missing -- no guest test was run           #"
-	echo "################################################################"
-	exit 0
-fi
+. "$(dirname "$0")/../lib/kvm.sh"
+require_kvm "no guest test was run"
 
 trim() {
 	local s=$1

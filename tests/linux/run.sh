@@ -23,12 +23,8 @@ mkdir -p "$logs"
 fails=0 runs=0
 args="console=ttyS0 panic=-1 noxsave clearcpuid=cx16,popcnt,smap,fsgsbase,rdpid,rdtscp,rdseed,invpcid,pcid,erms,fsrm,ssse3,pku nowatchdog no_ipi_broadcast=1 cryptomgr.notests"
 
-if [ ! -e /dev/kvm ]; then
-	echo "################################################################"
-	echo "SKIPPED: /dev/kvm missing: no Linux guest was booted"
-	echo "################################################################"
-	exit 0
-fi
+. "$(dirname "$0")/../lib/kvm.sh"
+require_kvm "no Linux guest was booted"
 
 fail() {
 	echo "FAIL $*"

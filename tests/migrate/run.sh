@@ -6,6 +6,8 @@
 # destination killed mid-migration and one that refuses (--cpus 1) leave
 # the source running to its own exact end.  Waits are hang protection only.
 set -u
+. "$(dirname "$0")/../lib/kvm.sh"
+require_kvm "no live migration test was run"
 VMM=${1:-build/vmm}
 GUESTS=${2:-build/guests}
 KERNEL=$GUESTS/snap_counter.elf

@@ -14,12 +14,8 @@ shift 2
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 log_dir=${RESET_LOG_DIR:-$repo/build/reset-logs}
 
-if [ ! -e /dev/kvm ]; then
-	echo "################################################################"
-	echo "#  SKIPPED: /dev/kvm missing -- no machine reset test was run   #"
-	echo "################################################################"
-	exit 0
-fi
+. "$(dirname "$0")/../lib/kvm.sh"
+require_kvm "no machine reset test was run"
 if ! command -v python3 >/dev/null; then
 	echo "FAIL: python3 is needed for the reset tests" >&2
 	exit 1

@@ -10,6 +10,8 @@
 # are refused; an AP saved between INIT and SIPI starts after restore.
 # snapcmp is built next to the VMM.
 set -u
+. "$(dirname "$0")/../lib/kvm.sh"
+require_kvm "no checkpoint/restore test was run"
 VMM=${1:-build/vmm}
 GUESTS=${2:-build/guests}
 SNAPCMP=$(dirname "$VMM")/snapcmp
