@@ -580,6 +580,8 @@ static int rtc_keep_across_reset(struct rtc *r, struct stream *s)
 	r->host_base = host_utc_ns() - (int64_t)vm_clock_ns(r->vm);
 	now = source_now(r);
 	r->last = now;
+	/* The armed timer is in the old clock's terms: drop it, arm afresh. */
+	timer_cancel(r->vm, r->timer);
 	r->deadline = NEVER;
 	schedule(r, now);
 	return 0;
