@@ -153,7 +153,6 @@ static void save_clock(struct vm *vm)
 	struct kvm_clock_data clock = { 0 };
 
 	freeze_tsc(vm);
-	vm->pause.stopped_at_ns = clock_ns();
 	vm->pause.kvmclock = 0;
 	if (vm->vm_fd >= 0 && ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) == 0)
 		vm->pause.kvmclock = clock.clock;

@@ -41,7 +41,6 @@ struct vm_pause {
 	_Atomic bool requested;       /* vCPUs stay at their pause point */
 	_Atomic uint32_t resume_gen;  /* futex: bumped when they may go on */
 	_Atomic uint32_t quiet;       /* futex: vCPUs at a pause point or finished */
-	uint64_t stopped_at_ns;       /* host time of the stop */
 	uint64_t kvmclock;            /* KVM_GET_CLOCK at the stop */
 };
 
